@@ -1,0 +1,177 @@
+/**
+ * The embedded default: grants, repository inventory and tokens on the local filesystem.
+ *
+ * Layout of a token folder (docs/tokens.md):
+ *   DIR/trust-bundle.pem                      certificates for the registry's rootcertbundle
+ *   DIR/jwks.json                             the same keys as a JWKS
+ *   DIR/tokens/ACCOUNT/role|user/NAME.json    one token document per principal (mode 0600)
+ * Every file is written to a temporary name and renamed, so a reader never sees half a file.
+ */
+
+import { randomBytes } from 'node:crypto';
+import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { dirname, join, relative, sep } from 'node:path';
+import type {
+  ConfigSource,
+  RepositoryInventory,
+  TokenDocument,
+  TokenStore,
+  TrustMaterial,
+} from '../core/ports.js';
+import { checkRepositoryName } from '../core/repository.js';
+import { InputError, StoreError } from '../errors.js';
+
+/** Writes `data` to `path` atomically (temporary file + rename) with the given mode. */
+export async function writeFileAtomic(path: string, data: string, mode = 0o644): Promise<void> {
+  await mkdir(dirname(path), { recursive: true });
+  const tmp = `${path}.${randomBytes(6).toString('hex')}.tmp`;
+  try {
+    await writeFile(tmp, data, { mode, flag: 'wx' });
+    await rename(tmp, path);
+  } catch (err) {
+    await rm(tmp, { force: true });
+    throw err;
+  }
+}
+
+function describeFsError(err: unknown, path: string): string {
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code === 'ENOENT') return `${path}: no such file`;
+  if (code === 'EACCES' || code === 'EPERM') return `${path}: permission denied`;
+  if (code === 'EISDIR') return `${path}: is a directory, expected a file`;
+  return `${path}: ${(err as Error).message}`;
+}
+
+/** A grants file on disk. */
+export class FileConfigSource implements ConfigSource {
+  constructor(readonly name: string) {}
+
+  async read(): Promise<{ text: string; version?: string }> {
+    try {
+      return { text: await readFile(this.name, 'utf8') };
+    } catch (err) {
+      throw new InputError(describeFsError(err, this.name), { cause: err });
+    }
+  }
+}
+
+/**
+ * A repository inventory on disk: either a text file with one repository name per line (`#`
+ * starts a comment), or the root directory of a registry's filesystem storage, whose
+ * repositories are found under `docker/registry/v2/repositories/`.
+ */
+export class FileInventory implements RepositoryInventory {
+  constructor(readonly name: string) {}
+
+  async list(): Promise<string[]> {
+    let isDir: boolean;
+    try {
+      isDir = (await stat(this.name)).isDirectory();
+    } catch (err) {
+      throw new InputError(describeFsError(err, this.name), { cause: err });
+    }
+    return isDir ? this.listStorage() : this.listFile();
+  }
+
+  private async listFile(): Promise<string[]> {
+    const text = await readFile(this.name, 'utf8');
+    const names: string[] = [];
+    for (const [i, raw] of text.split('\n').entries()) {
+      const line = raw.replace(/#.*/, '').trim();
+      if (!line) continue;
+      const problem = checkRepositoryName(line);
+      if (problem) throw new InputError(`${this.name}:${i + 1}: ${problem}`);
+      names.push(line);
+    }
+    return names;
+  }
+
+  private async listStorage(): Promise<string[]> {
+    const root = join(this.name, 'docker', 'registry', 'v2', 'repositories');
+    const names: string[] = [];
+    const walk = async (dir: string): Promise<void> => {
+      let entries: import('node:fs').Dirent[];
+      try {
+        entries = await readdir(dir, { withFileTypes: true });
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT' && dir === root) return;
+        throw new InputError(describeFsError(err, dir), { cause: err });
+      }
+      // A directory holding _manifests/_layers/_uploads is a repository; it may also have
+      // nested repositories below it (a/b and a/b/c can both exist).
+      if (entries.some((e) => e.isDirectory() && e.name.startsWith('_')))
+        names.push(relative(root, dir).split(sep).join('/'));
+      for (const e of entries)
+        if (e.isDirectory() && !e.name.startsWith('_')) await walk(join(dir, e.name));
+    };
+    await walk(root);
+    return names.sort();
+  }
+}
+
+/** Token documents and trust material in a local folder. */
+export class FileTokenStore implements TokenStore {
+  readonly concurrency = 8;
+
+  constructor(readonly dir: string) {}
+
+  locate(key: string): string {
+    return join(this.dir, ...key.split('/'));
+  }
+
+  async listTokenKeys(): Promise<string[]> {
+    const keys: string[] = [];
+    const walk = async (dir: string): Promise<void> => {
+      let entries: import('node:fs').Dirent[];
+      try {
+        entries = await readdir(dir, { withFileTypes: true });
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+        throw new StoreError(describeFsError(err, dir), { cause: err });
+      }
+      for (const e of entries) {
+        const path = join(dir, e.name);
+        if (e.isDirectory()) await walk(path);
+        else if (e.name.endsWith('.json')) keys.push(relative(this.dir, path).split(sep).join('/'));
+      }
+    };
+    await walk(join(this.dir, 'tokens'));
+    return keys.sort();
+  }
+
+  async putToken(key: string, doc: TokenDocument): Promise<void> {
+    try {
+      await writeFileAtomic(this.locate(key), `${JSON.stringify(doc, null, 2)}\n`, 0o600);
+    } catch (err) {
+      throw new StoreError(describeFsError(err, this.locate(key)), { cause: err });
+    }
+  }
+
+  async deleteToken(key: string): Promise<void> {
+    await rm(this.locate(key), { force: true });
+  }
+
+  async readTrustBundle(): Promise<string | undefined> {
+    try {
+      return await readFile(join(this.dir, 'trust-bundle.pem'), 'utf8');
+    } catch {
+      return undefined;
+    }
+  }
+
+  async publishTrust(trust: TrustMaterial): Promise<{ bundle: string; jwks: string }> {
+    const bundle = join(this.dir, 'trust-bundle.pem');
+    const jwks = join(this.dir, 'jwks.json');
+    try {
+      // Rewrite only what changed, so a registry host watching the file sees real changes only.
+      if ((await this.readTrustBundle()) !== trust.bundlePem)
+        await writeFileAtomic(bundle, trust.bundlePem);
+      const jwksText = `${JSON.stringify(trust.jwks, null, 2)}\n`;
+      const current = await readFile(jwks, 'utf8').catch(() => undefined);
+      if (current !== jwksText) await writeFileAtomic(jwks, jwksText);
+    } catch (err) {
+      throw new StoreError(describeFsError(err, this.dir), { cause: err });
+    }
+    return { bundle, jwks };
+  }
+}

@@ -1,0 +1,153 @@
+/**
+ * The local signer: a PEM private key on disk (P-256 → ES256, RSA ≥ 2048 bits → RS256), created
+ * on first use when allowed. Tokens carry the registry 2.8 `kid` (the libtrust key ID); the
+ * trust bundle is a long-lived self-signed certificate for the key, which is all the registry
+ * needs to find it. The certificate is reused while it matches the key, so the bundle changes
+ * only when the key does.
+ */
+
+import {
+  createPrivateKey,
+  createPublicKey,
+  generateKeyPairSync,
+  type KeyObject,
+  randomBytes,
+  sign,
+} from 'node:crypto';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { exportJWK } from 'jose';
+import { libtrustKeyId } from '../core/libtrust.js';
+import type { Signer, SigningKey } from '../core/ports.js';
+import type { TokenAlgorithm } from '../core/token.js';
+import {
+  certificateToPem,
+  createCertificate,
+  parsePemCertificates,
+  spkiOfCertificate,
+} from '../core/x509.js';
+import { SigningKeyError } from '../errors.js';
+
+const CERT_YEARS = 10;
+
+/** Algorithm for a private key, or a message saying why the key cannot sign registry tokens. */
+export function algorithmFor(key: KeyObject): TokenAlgorithm | string {
+  const details = key.asymmetricKeyDetails;
+  if (key.asymmetricKeyType === 'ec' && details?.namedCurve === 'prime256v1') return 'ES256';
+  if (key.asymmetricKeyType === 'rsa' && (details?.modulusLength ?? 0) >= 2048) return 'RS256';
+  return `unsupported key type ${key.asymmetricKeyType}${details?.namedCurve ? ` (${details.namedCurve})` : ''}${details?.modulusLength ? ` (${details.modulusLength} bits)` : ''}: use a P-256 EC key (ES256) or an RSA key of 2048 bits or more (RS256)`;
+}
+
+/** Signs `input` the JOSE way: raw r||s for ES256, PKCS#1 v1.5 for RS256. */
+export function joseSign(alg: TokenAlgorithm, key: KeyObject, input: Uint8Array): Uint8Array {
+  return alg === 'ES256'
+    ? sign('sha256', input, { key, dsaEncoding: 'ieee-p1363' })
+    : sign('sha256', input, key);
+}
+
+/** Builds a signing key for a local private key, reusing a matching certificate from `bundle`. */
+export async function localSigningKey(
+  privateKey: KeyObject,
+  now: Date,
+  publishedBundle: string | undefined,
+  description: string,
+): Promise<SigningKey> {
+  const alg = algorithmFor(privateKey);
+  if (alg !== 'ES256' && alg !== 'RS256') throw new SigningKeyError(`${description}: ${alg}`);
+  const publicKey = createPublicKey(privateKey);
+  const spki = new Uint8Array(publicKey.export({ type: 'spki', format: 'der' }));
+  const kid = libtrustKeyId(spki);
+
+  let certDer = findCertificateFor(publishedBundle, spki);
+  if (!certDer) {
+    const notAfter = new Date(now);
+    notAfter.setUTCFullYear(notAfter.getUTCFullYear() + CERT_YEARS);
+    certDer = await createCertificate(
+      {
+        subjectCommonName: 'regtoken token signer',
+        issuerCommonName: 'regtoken token signer',
+        serialNumber: randomBytes(16),
+        notBefore: new Date(now.getTime() - 3_600_000),
+        notAfter,
+        subjectPublicKey: spki,
+        issuerPublicKey: spki,
+        ca: true,
+        signatureAlgorithm: alg,
+      },
+      (tbs) => sign('sha256', tbs, privateKey),
+    );
+  }
+  const jwk = { ...(await exportJWK(publicKey)), kid, alg, use: 'sig' };
+  return {
+    alg,
+    keyHeader: { kid },
+    sign: (input) => joseSign(alg, privateKey, input),
+    trust: { bundlePem: certificateToPem(certDer), jwks: { keys: [jwk] } },
+    description: `${description} (${alg}, kid ${kid})`,
+  };
+}
+
+/** The certificate in a PEM bundle whose public key is `spki`, if any. */
+export function findCertificateFor(
+  bundle: string | undefined,
+  spki: Uint8Array,
+): Uint8Array | undefined {
+  if (!bundle) return undefined;
+  try {
+    return parsePemCertificates(bundle).find((der) =>
+      Buffer.from(spkiOfCertificate(der)).equals(spki),
+    );
+  } catch {
+    return undefined; // an unreadable bundle is simply replaced
+  }
+}
+
+/** A signer backed by a PEM file; with `create`, a missing file gets a new P-256 key (mode 0600). */
+export class PemSigner implements Signer {
+  constructor(
+    readonly path: string,
+    private readonly options: { create: boolean; onCreate?: (path: string) => void },
+  ) {}
+
+  async prepare(window: { now: Date; publishedBundle: string | undefined }): Promise<SigningKey> {
+    const key = await this.load();
+    return localSigningKey(key, window.now, window.publishedBundle, `signing key ${this.path}`);
+  }
+
+  private async load(): Promise<KeyObject> {
+    let pem: string;
+    try {
+      pem = await readFile(this.path, 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || !this.options.create)
+        throw new SigningKeyError(
+          `signing key ${this.path}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message}`,
+          { cause: err },
+        );
+      return this.create();
+    }
+    try {
+      return createPrivateKey(pem);
+    } catch (err) {
+      // The parser's message never includes key material, but ours is clearer still.
+      throw new SigningKeyError(`signing key ${this.path}: not a PEM private key`, { cause: err });
+    }
+  }
+
+  private async create(): Promise<KeyObject> {
+    const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    await mkdir(dirname(this.path), { recursive: true, mode: 0o700 });
+    const pem = privateKey.export({ type: 'pkcs8', format: 'pem' }) as string;
+    try {
+      await writeFile(this.path, pem, { mode: 0o600, flag: 'wx' });
+    } catch (err) {
+      // Another run created it first: use theirs, so both sign with the same key.
+      if ((err as NodeJS.ErrnoException).code === 'EEXIST') return this.load();
+      throw new SigningKeyError(`signing key ${this.path}: ${(err as Error).message}`, {
+        cause: err,
+      });
+    }
+    this.options.onCreate?.(this.path);
+    return privateKey;
+  }
+}

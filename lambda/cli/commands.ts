@@ -1,0 +1,234 @@
+/**
+ * The `regtoken` subcommands that work on grants: validate, mint, plan. Each is a thin layer:
+ * read flags, pick adapters, call the core, print the result.
+ */
+
+import type { ParseArgsConfig } from 'node:util';
+import * as adapters from '../adapters/resolve.js';
+import { parseGrants } from '../core/config.js';
+import { planChanges, renderPlan } from '../core/plan.js';
+import type { Logger } from '../core/ports.js';
+import { ConfigError, formatIssue, UsageError } from '../errors.js';
+import { type MintResult, mint } from '../mint.js';
+import { type CliContext, paint, table } from './io.js';
+
+export interface ParsedArgs {
+  readonly values: Record<string, string | boolean | undefined>;
+  readonly positionals: readonly string[];
+}
+
+/** A subcommand: its flags, its help text and what it does. */
+export interface Command {
+  readonly name: string;
+  readonly summary: string;
+  readonly help: string;
+  readonly options: NonNullable<ParseArgsConfig['options']>;
+  readonly positionals: boolean;
+  run(args: ParsedArgs, ctx: CliContext): Promise<number>;
+}
+
+function str(args: ParsedArgs, name: string): string | undefined {
+  const v = args.values[name];
+  return typeof v === 'string' ? v : undefined;
+}
+
+/** Logger for CLI runs: warnings and errors as readable lines on stderr, the rest dropped. */
+function cliLogger(ctx: CliContext): Logger {
+  return {
+    debug() {},
+    info() {},
+    warn(message) {
+      ctx.stderr.write(`${paint(ctx.color, 'yellow', 'warning:')} ${message}\n`);
+    },
+    error() {},
+  };
+}
+
+function printConfigError(err: ConfigError, ctx: CliContext): void {
+  for (const issue of err.issues) ctx.stderr.write(`${formatIssue(issue)}\n`);
+}
+
+export const validate: Command = {
+  name: 'validate',
+  summary: 'check grants files against the schema and the rules',
+  help: `Usage: regtoken validate FILE...
+
+Checks each grants file and prints every problem as FILE:LINE:COL: MESSAGE.
+
+Exit status: 0 all valid, 1 some file invalid or unreadable, 2 usage error.`,
+  options: {},
+  positionals: true,
+  async run(args, ctx) {
+    if (args.positionals.length === 0) throw new UsageError('validate needs at least one FILE');
+    let failed = false;
+    for (const file of args.positionals) {
+      try {
+        const { text } = await adapters.configSource(file).read();
+        const config = parseGrants(text, file);
+        const principals = new Set(config.grants.flatMap((g) => g.principals.map((p) => p.arn)));
+        ctx.stdout.write(
+          `${file}: valid (${config.grants.length} grants, ${principals.size} principals)\n`,
+        );
+      } catch (err) {
+        if (!(err instanceof ConfigError)) throw err;
+        printConfigError(err, ctx);
+        failed = true;
+      }
+    }
+    return failed ? 1 : 0;
+  },
+};
+
+function summarise(result: MintResult, out: string, ctx: CliContext): string {
+  const rows = [['PRINCIPAL', 'EXPIRES (UTC)', 'SIZE', 'ACCESS']];
+  for (const t of result.tokens) {
+    const access = [
+      `${t.repositories} ${t.repositories === 1 ? 'repository' : 'repositories'}`,
+      ...(t.catalog ? ['catalog'] : []),
+    ].join(' + ');
+    rows.push([t.principal, t.expiresAt.slice(0, 16).replace('T', ' '), `${t.bytes} B`, access]);
+  }
+  const lines = [
+    `Minted ${result.tokens.length} token${result.tokens.length === 1 ? '' : 's'} into ${out} with ${result.signingKey}.`,
+    '',
+    table(rows),
+    '',
+    `Trust bundle (registry auth.token.rootcertbundle): ${result.trustBundle}`,
+  ];
+  if (result.removed.length)
+    lines.push(`Removed ${result.removed.length} token(s) of principals no longer granted.`);
+  for (const f of result.failed)
+    lines.push(paint(ctx.color, 'red', `FAILED ${f.principal}: ${f.reason}`));
+  return `${lines.join('\n')}\n`;
+}
+
+export const mintCommand: Command = {
+  name: 'mint',
+  summary: "mint every principal's token and publish the trust bundle",
+  help: `Usage: regtoken mint --config FILE [--out DIR] [--signing-key PEM] [--repositories FILE|DIR] [--json]
+
+Mints one token per principal in the grants file, writes DIR/tokens/ACCOUNT/role|user/NAME.json
+for each, and writes DIR/trust-bundle.pem (for the registry's auth.token.rootcertbundle) and
+DIR/jwks.json. Tokens of principals no longer in the file are removed. A grants file that fails
+validation writes nothing.
+
+Options:
+  --config FILE          grants file (env REGTOKEN_CONFIG)
+  --out DIR              token folder (env REGTOKEN_OUT; default: out)
+  --signing-key PEM      P-256 or RSA private key (env REGTOKEN_SIGNING_KEY; default:
+                         ${adapters.DEFAULT_SIGNING_KEY}, created on first run)
+  --repositories PATH    repository inventory for wildcard patterns: a file with one name per
+                         line, or a registry's filesystem storage root (env REGTOKEN_REPOSITORIES)
+  --json                 print {"tokens":[{"principal","path","expiresAt"}],"trustBundle":PATH}
+
+Exit status: 0 all tokens minted, 1 invalid input or some principal failed, 2 usage error.`,
+  options: {
+    config: { type: 'string' },
+    out: { type: 'string' },
+    'signing-key': { type: 'string' },
+    repositories: { type: 'string' },
+    json: { type: 'boolean' },
+  },
+  positionals: false,
+  async run(args, ctx) {
+    const config = str(args, 'config') ?? ctx.env.config;
+    if (!config) throw new UsageError('mint needs --config FILE (or REGTOKEN_CONFIG)');
+    const out = str(args, 'out') ?? ctx.env.out ?? 'out';
+    const repositories = str(args, 'repositories') ?? ctx.env.repositories;
+    const logger = cliLogger(ctx);
+    let result: MintResult;
+    try {
+      result = await mint({
+        config: adapters.configSource(config),
+        store: adapters.tokenStore(out),
+        signer: adapters.signer(str(args, 'signing-key') ?? ctx.env.signingKey, (path) =>
+          ctx.stderr.write(
+            `Created signing key ${path}. Keep it private and keep it: a new key means a new trust bundle and a registry restart.\n`,
+          ),
+        ),
+        inventory: repositories ? adapters.inventory(repositories) : undefined,
+        logger,
+        metrics: { count() {} },
+      });
+    } catch (err) {
+      if (!(err instanceof ConfigError)) throw err;
+      printConfigError(err, ctx);
+      ctx.stderr.write(`regtoken: ${config} is invalid; nothing was written\n`);
+      return 1;
+    }
+    if (args.values.json) {
+      ctx.stdout.write(
+        `${JSON.stringify(
+          {
+            tokens: result.tokens.map((t) => ({
+              principal: t.principal,
+              path: t.location,
+              expiresAt: t.expiresAt,
+            })),
+            trustBundle: result.trustBundle,
+            jwks: result.jwks,
+            removed: result.removed,
+            failed: result.failed,
+          },
+          null,
+          2,
+        )}\n`,
+      );
+    } else {
+      ctx.stdout.write(summarise(result, out, ctx));
+    }
+    return result.failed.length ? 1 : 0;
+  },
+};
+
+export const plan: Command = {
+  name: 'plan',
+  summary: 'show what a change to the grants file changes, per principal',
+  help: `Usage: regtoken plan --from OLD.yaml --to NEW.yaml [--repositories PATH] [--json]
+
+Compares two grants files the way minting reads them (union of grants, push implies pull) and
+prints, per principal, the access added (+), removed (-), changed (~) and unchanged (=), and
+which principals are new or gone. This is what a reviewer reads on a config pull request.
+
+Options:
+  --from FILE            the grants file in effect now; leave it out when nothing is deployed yet
+  --to FILE              the proposed grants file
+  --repositories PATH    expand wildcard patterns against this inventory (default: compare
+                         patterns as written)
+  --json                 machine-readable plan
+
+Exit status: 0 plan printed, 1 a file is invalid, 2 usage error.`,
+  options: {
+    from: { type: 'string' },
+    to: { type: 'string' },
+    repositories: { type: 'string' },
+    json: { type: 'boolean' },
+  },
+  positionals: false,
+  async run(args, ctx) {
+    const to = str(args, 'to');
+    if (!to) throw new UsageError('plan needs --to FILE');
+    const from = str(args, 'from');
+    const load = async (file: string) =>
+      parseGrants((await adapters.configSource(file).read()).text, file);
+    let before: Awaited<ReturnType<typeof load>> | undefined;
+    let after: Awaited<ReturnType<typeof load>>;
+    try {
+      before = from ? await load(from) : undefined;
+      after = await load(to);
+    } catch (err) {
+      if (!(err instanceof ConfigError)) throw err;
+      printConfigError(err, ctx);
+      return 1;
+    }
+    const repositories = str(args, 'repositories');
+    const inventory = repositories ? await adapters.inventory(repositories).list() : undefined;
+    const result = planChanges(before, after, inventory);
+    ctx.stdout.write(
+      args.values.json ? `${JSON.stringify(result, null, 2)}\n` : renderPlan(result),
+    );
+    return 0;
+  },
+};
+
+export const COMMANDS: readonly Command[] = [validate, mintCommand, plan];

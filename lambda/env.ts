@@ -1,0 +1,55 @@
+/**
+ * The one module that reads the environment. Every setting regtoken takes from the environment
+ * is named here, read once, and checked; a missing required one fails with its name.
+ *
+ * The same variables configure the CLI (flags override them) and the Lambda function, so a
+ * local run and a cloud run read alike (docs/configuration.md).
+ */
+
+import { EnvError } from './errors.js';
+
+/** Environment variables regtoken reads, with what each one means. */
+export const ENV_VARS = {
+  REGTOKEN_CONFIG: 'grants file: a path or s3://BUCKET/KEY',
+  REGTOKEN_OUT: 'where tokens go: a folder or s3://BUCKET[/PREFIX]',
+  REGTOKEN_SIGNING_KEY: 'signing key: a PEM file or kms:KEY_ID_OR_ALIAS',
+  REGTOKEN_REPOSITORIES:
+    'repository inventory for wildcard patterns: a list file, a registry storage folder, or s3://BUCKET/PREFIX of the registry storage',
+  REGTOKEN_DEBUG: 'set to 1 to print stack traces of unexpected errors',
+  NO_COLOR: 'set to anything to turn off colour in terminal output (no-color.org)',
+} as const;
+
+export type EnvName = keyof typeof ENV_VARS;
+
+/** Settings taken from the environment; undefined when unset or empty. */
+export interface EnvSettings {
+  readonly config: string | undefined;
+  readonly out: string | undefined;
+  readonly signingKey: string | undefined;
+  readonly repositories: string | undefined;
+  readonly debug: boolean;
+  readonly noColor: boolean;
+}
+
+function value(env: NodeJS.ProcessEnv, name: EnvName): string | undefined {
+  const v = env[name]?.trim();
+  return v ? v : undefined;
+}
+
+/** Reads every regtoken setting from `env` (defaults to the process environment). */
+export function readEnv(env: NodeJS.ProcessEnv = process.env): EnvSettings {
+  return {
+    config: value(env, 'REGTOKEN_CONFIG'),
+    out: value(env, 'REGTOKEN_OUT'),
+    signingKey: value(env, 'REGTOKEN_SIGNING_KEY'),
+    repositories: value(env, 'REGTOKEN_REPOSITORIES'),
+    debug: value(env, 'REGTOKEN_DEBUG') === '1',
+    noColor: env.NO_COLOR !== undefined,
+  };
+}
+
+/** Returns a setting that must be present, or fails naming the variable and what it holds. */
+export function required(setting: string | undefined, name: EnvName): string {
+  if (setting === undefined) throw new EnvError(`${name} is not set: ${ENV_VARS[name]}`);
+  return setting;
+}

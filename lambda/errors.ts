@@ -1,0 +1,130 @@
+/**
+ * Every error regtoken raises on purpose. Each class sets `name`, carries a stable `code` that
+ * scripts and tests may rely on, and keeps the underlying error in `cause`. Errors marked
+ * `userFacing` describe bad input or a missing precondition: the CLI prints their message as one
+ * line and never a stack trace. Messages never contain a token or key material.
+ */
+
+/** Stable, documented error codes (see docs/cli.md). */
+export type ErrorCode =
+  | 'USAGE'
+  | 'CONFIG_INVALID'
+  | 'INPUT_INVALID'
+  | 'TOKEN_TOO_LARGE'
+  | 'SIGNING_KEY'
+  | 'STORE'
+  | 'RUN_INCOMPLETE'
+  | 'ENV_MISSING'
+  | 'NO_CREDENTIALS'
+  | 'ACCESS_DENIED'
+  | 'NO_TOKEN'
+  | 'TOKEN_EXPIRED'
+  | 'CLOCK_SKEW'
+  | 'UNKNOWN_REGISTRY'
+  | 'LOCK_BUSY';
+
+/** Base class: an error regtoken knows how to explain. */
+export class RegtokenError extends Error {
+  override readonly name: string = 'RegtokenError';
+  /** True when the message alone explains the problem to a user (no stack trace needed). */
+  readonly userFacing: boolean = true;
+  /** Process exit code the CLI uses for this error. */
+  readonly exitCode: number = 1;
+
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+/** Wrong command-line usage: unknown flag, missing argument. Exit code 2. */
+export class UsageError extends RegtokenError {
+  override readonly name = 'UsageError';
+  override readonly exitCode = 2;
+  constructor(message: string) {
+    super('USAGE', message);
+  }
+}
+
+/** One problem in a grants file, located by its YAML node. */
+export interface ConfigIssue {
+  readonly file: string;
+  readonly line: number;
+  readonly col: number;
+  readonly message: string;
+}
+
+/** Formats an issue as `file:line:col: message`, the form editors and CI annotations parse. */
+export function formatIssue(issue: ConfigIssue): string {
+  return `${issue.file}:${issue.line}:${issue.col}: ${issue.message}`;
+}
+
+/** A grants file failed to parse or validate; `issues` holds every problem found, not just the first. */
+export class ConfigError extends RegtokenError {
+  override readonly name = 'ConfigError';
+  constructor(readonly issues: readonly ConfigIssue[]) {
+    super('CONFIG_INVALID', issues.map(formatIssue).join('\n'));
+  }
+}
+
+/** Bad input other than the grants file: an unreadable file, a malformed inventory, a bad URL. */
+export class InputError extends RegtokenError {
+  override readonly name = 'InputError';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('INPUT_INVALID', message, options);
+  }
+}
+
+/** A principal's token would exceed the hard size limit. */
+export class TokenTooLargeError extends RegtokenError {
+  override readonly name = 'TokenTooLargeError';
+  constructor(
+    readonly principal: string,
+    message: string,
+  ) {
+    super('TOKEN_TOO_LARGE', message);
+  }
+}
+
+/** The signing key could not be read, created or used. */
+export class SigningKeyError extends RegtokenError {
+  override readonly name = 'SigningKeyError';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('SIGNING_KEY', message, options);
+  }
+}
+
+/** Reading or writing a store (folder, bucket) failed. */
+export class StoreError extends RegtokenError {
+  override readonly name = 'StoreError';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('STORE', message, options);
+  }
+}
+
+/** A mint run finished but some principals did not get a fresh token. */
+export class RunIncompleteError extends RegtokenError {
+  override readonly name = 'RunIncompleteError';
+  constructor(
+    message: string,
+    readonly failed: readonly string[],
+  ) {
+    super('RUN_INCOMPLETE', message);
+  }
+}
+
+/** A required environment variable is missing or malformed. */
+export class EnvError extends RegtokenError {
+  override readonly name = 'EnvError';
+  constructor(message: string) {
+    super('ENV_MISSING', message);
+  }
+}
+
+/** Returns the one-line message for a user-facing error, or undefined for an unexpected one. */
+export function userMessage(err: unknown): string | undefined {
+  return err instanceof RegtokenError && err.userFacing ? err.message : undefined;
+}
