@@ -63,10 +63,10 @@ export function parseGrants(text: string, file: string): GrantsConfig {
 
   for (const err of doc.errors) {
     const pos = err.linePos?.[0];
-    report(
-      pos ? { file, line: pos.line, col: pos.col } : at(err.pos[0]),
-      `YAML: ${err.message.split('\n')[0]?.replace(/ at line \d+, column \d+:?$/, '')}`,
-    );
+    const loc = pos ? { file, line: pos.line, col: pos.col } : at(err.pos[0]);
+    // One syntax slip often yields several parser errors at the same spot: report the first.
+    if (issues.some((i) => i.line === loc.line && i.col === loc.col)) continue;
+    report(loc, `YAML: ${err.message.split('\n')[0]?.replace(/ at line \d+, column \d+:?$/, '')}`);
   }
   if (issues.length) throw new ConfigError(issues);
   if (doc.contents === null) {
@@ -268,8 +268,9 @@ function describeSchemaError(
         message: `"${String((value as unknown[])[Number(e.params.i)])}" is listed twice in "${field}"`,
       };
     case 'minimum':
+      return { path, message: `"${field}" must be at least ${e.params.limit}` };
     case 'maximum':
-      return { path, message: `"${field}" must be ${e.message}` };
+      return { path, message: `"${field}" must be at most ${e.params.limit}` };
     case 'not':
       if (isRecord(value) && 'principal' in value && 'principals' in value)
         return { path, message: 'use either "principal" or "principals" in a grant, not both' };

@@ -1,0 +1,308 @@
+/**
+ * X.509 v3 certificates (RFC 5280) built from raw DER with an external signer. Docker
+ * Distribution's token auth trusts keys through a root certificate bundle, and regtoken's signing
+ * key lives in AWS KMS, so the certificate has to be assembled here and only its TBSCertificate
+ * handed to KMS `Sign`. The profile is fixed and small on purpose: one CN as the name, basic
+ * constraints, key usage, and subject/authority key identifiers, which is what OpenSSL's and Go's
+ * verifiers need for a root and a leaf.
+ */
+
+import { createHash, createPublicKey, verify } from 'node:crypto';
+import {
+  bitString,
+  boolean,
+  explicit,
+  implicit,
+  integer,
+  integerFromNumber,
+  nullValue,
+  objectIdentifier,
+  octetString,
+  parseDer,
+  readChildren,
+  readObjectIdentifier,
+  sequence,
+  set,
+  TAG,
+  type Tlv,
+  utf8String,
+  x509Time,
+} from './der.js';
+import { parseEcdsaSignature } from './ecdsa.js';
+
+/** JWS name of the issuer's signature algorithm: ECDSA P-256/SHA-256 or RSA PKCS#1 v1.5/SHA-256. */
+export type SignatureAlgorithm = 'ES256' | 'RS256';
+
+/** Everything that goes into a certificate; see each field for the constraints enforced. */
+export interface CertificateSpec {
+  /** Subject CN, 1–64 characters (RFC 5280 ub-common-name), encoded as UTF8String. */
+  subjectCommonName: string;
+  /** Issuer CN; equals `subjectCommonName` for a self-signed certificate. */
+  issuerCommonName: string;
+  /**
+   * Unsigned big-endian serial number: non-zero, and at most 20 octets once DER-encoded (so a
+   * 20-byte value must have its top bit clear, as Go's x509 also requires). A top bit that is set
+   * gets a 0x00 sign byte so the serial stays positive.
+   */
+  serialNumber: Uint8Array;
+  /** Start of validity; sub-second precision is dropped. */
+  notBefore: Date;
+  /** End of validity, not before `notBefore`; years from 2050 on are written as GeneralizedTime. */
+  notAfter: Date;
+  /** DER SubjectPublicKeyInfo of the certified key. */
+  subjectPublicKey: Uint8Array;
+  /** DER SubjectPublicKeyInfo of the issuer (the subject's own when self-signed). */
+  issuerPublicKey: Uint8Array;
+  /**
+   * True for a CA (basicConstraints critical CA:TRUE pathLen 0; keyUsage critical
+   * keyCertSign, cRLSign, digitalSignature); false for a leaf (basicConstraints critical
+   * CA:FALSE; keyUsage critical digitalSignature).
+   */
+  ca: boolean;
+  /** Algorithm of the issuer's key, which signs the certificate. */
+  signatureAlgorithm: SignatureAlgorithm;
+}
+
+const OID = {
+  ecdsaWithSha256: '1.2.840.10045.4.3.2',
+  sha256WithRsa: '1.2.840.113549.1.1.11',
+  ecPublicKey: '1.2.840.10045.2.1',
+  rsaEncryption: '1.2.840.113549.1.1.1',
+  commonName: '2.5.4.3',
+  subjectKeyIdentifier: '2.5.29.14',
+  keyUsage: '2.5.29.15',
+  basicConstraints: '2.5.29.19',
+  authorityKeyIdentifier: '2.5.29.35',
+} as const;
+
+const KEY_ALGORITHM: Record<SignatureAlgorithm, string> = {
+  ES256: OID.ecPublicKey,
+  RS256: OID.rsaEncryption,
+};
+
+// keyUsage bit positions from RFC 5280 §4.2.1.3.
+const DIGITAL_SIGNATURE = 0;
+const KEY_CERT_SIGN = 5;
+const CRL_SIGN = 6;
+
+/**
+ * Builds and signs a certificate. `sign` receives the DER TBSCertificate and must return the
+ * X.509 signature value for `signatureAlgorithm`: a DER ECDSA-Sig-Value for ES256, PKCS#1 v1.5
+ * bytes for RS256 — exactly what `crypto.sign('sha256', tbs, key)` and AWS KMS Sign return. The
+ * signature is checked against `issuerPublicKey` before the certificate is returned, so a signer
+ * holding the wrong key or returning JWS-format `r || s` fails here instead of at the registry.
+ * Throws an Error naming the problem for an invalid spec or signature.
+ */
+export async function createCertificate(
+  spec: CertificateSpec,
+  sign: (tbs: Uint8Array) => Uint8Array | Promise<Uint8Array>,
+): Promise<Uint8Array> {
+  const subjectKey = readSpki(spec.subjectPublicKey, 'subjectPublicKey');
+  const issuerKey = readSpki(spec.issuerPublicKey, 'issuerPublicKey');
+  const expectedKeyAlgorithm = KEY_ALGORITHM[spec.signatureAlgorithm];
+  if (expectedKeyAlgorithm === undefined) {
+    throw new Error('signatureAlgorithm must be ES256 or RS256');
+  }
+  if (issuerKey.algorithm !== expectedKeyAlgorithm) {
+    throw new Error(`issuerPublicKey is not a key for ${spec.signatureAlgorithm}`);
+  }
+  if (Number.isNaN(spec.notBefore.getTime()) || Number.isNaN(spec.notAfter.getTime())) {
+    throw new Error('notBefore and notAfter must be valid dates');
+  }
+  if (spec.notAfter.getTime() < spec.notBefore.getTime()) {
+    throw new Error('notAfter is before notBefore');
+  }
+
+  const signatureAlgorithm = algorithmIdentifier(spec.signatureAlgorithm);
+  const extensions = [
+    extension(
+      OID.basicConstraints,
+      true,
+      // cA DEFAULT FALSE must be omitted in DER, so a leaf carries an empty SEQUENCE.
+      spec.ca ? sequence(boolean(true), integerFromNumber(0)) : sequence(),
+    ),
+    extension(
+      OID.keyUsage,
+      true,
+      namedBits(spec.ca ? [DIGITAL_SIGNATURE, KEY_CERT_SIGN, CRL_SIGN] : [DIGITAL_SIGNATURE]),
+    ),
+    extension(OID.subjectKeyIdentifier, false, octetString(keyIdentifier(subjectKey.bits))),
+    extension(
+      OID.authorityKeyIdentifier,
+      false,
+      sequence(implicit(0, keyIdentifier(issuerKey.bits))),
+    ),
+  ];
+  const tbs = sequence(
+    explicit(0, integerFromNumber(2)), // v3: required for extensions
+    serialNumber(spec.serialNumber),
+    signatureAlgorithm,
+    name(spec.issuerCommonName, 'issuerCommonName'),
+    sequence(x509Time(spec.notBefore), x509Time(spec.notAfter)),
+    name(spec.subjectCommonName, 'subjectCommonName'),
+    spec.subjectPublicKey,
+    explicit(3, sequence(...extensions)),
+  );
+
+  const signature = await sign(tbs);
+  if (!(signature instanceof Uint8Array) || signature.length === 0) {
+    throw new Error('signer returned no signature');
+  }
+  if (spec.signatureAlgorithm === 'ES256') parseEcdsaSignature(signature);
+  const issuer = createPublicKey({
+    key: Buffer.from(spec.issuerPublicKey),
+    format: 'der',
+    type: 'spki',
+  });
+  if (!verify('sha256', tbs, issuer, signature)) {
+    throw new Error('certificate signature does not verify with issuerPublicKey');
+  }
+  return sequence(tbs, signatureAlgorithm, bitString(signature));
+}
+
+/** Encodes a DER certificate as PEM: BEGIN/END CERTIFICATE, 64-column base64, final newline. */
+export function certificateToPem(der: Uint8Array): string {
+  const b64 = Buffer.from(der).toString('base64');
+  const lines = b64.match(/.{1,64}/g) ?? [];
+  return `-----BEGIN CERTIFICATE-----\n${lines.join('\n')}\n-----END CERTIFICATE-----\n`;
+}
+
+/**
+ * Decodes every CERTIFICATE block of a PEM text, in order (an empty array when there is none).
+ * Text outside the blocks and blocks of other types are skipped, as OpenSSL does for bundles.
+ * Throws an Error naming the block for a BEGIN without END (or the reverse), invalid base64, or
+ * content that is not a DER certificate.
+ */
+export function parsePemCertificates(pem: string): Uint8Array[] {
+  const BEGIN = '-----BEGIN CERTIFICATE-----';
+  const END = '-----END CERTIFICATE-----';
+  const out: Uint8Array[] = [];
+  let body: string[] | undefined;
+  let index = 0;
+  for (const raw of pem.split(/\r?\n/)) {
+    const line = raw.trim();
+    if (body === undefined) {
+      if (line === BEGIN) {
+        body = [];
+        index++;
+      } else if (line === END) {
+        throw new Error(`PEM has an END CERTIFICATE line after block ${index} without a BEGIN`);
+      }
+    } else if (line === END) {
+      out.push(decodeCertificateBlock(body.join(''), index));
+      body = undefined;
+    } else if (line.startsWith('-----')) {
+      throw new Error(`PEM certificate block ${index} has no END line`);
+    } else {
+      body.push(line);
+    }
+  }
+  if (body !== undefined) throw new Error(`PEM certificate block ${index} has no END line`);
+  return out;
+}
+
+function decodeCertificateBlock(b64: string, index: number): Uint8Array {
+  if (b64 === '' || b64.length % 4 !== 0 || !/^[A-Za-z0-9+/]+={0,2}$/.test(b64)) {
+    throw new Error(`PEM certificate block ${index} is not valid base64`);
+  }
+  const der = new Uint8Array(Buffer.from(b64, 'base64'));
+  try {
+    certificateParts(der);
+  } catch (err) {
+    throw new Error(
+      `PEM certificate block ${index} is not a certificate: ${(err as Error).message}`,
+    );
+  }
+  return der;
+}
+
+/**
+ * Returns a copy of the DER SubjectPublicKeyInfo inside a DER certificate (to compute the libtrust
+ * key ID of a certificate's key). Throws when the input is not a certificate.
+ */
+export function spkiOfCertificate(der: Uint8Array): Uint8Array {
+  const tbsFields = readChildren(certificateParts(der).tbs.value);
+  // TBSCertificate: [0] version (absent in v1), serialNumber, signature, issuer, validity,
+  // subject, subjectPublicKeyInfo, ...
+  const start = tbsFields[0]?.tag === 0xa0 ? 1 : 0;
+  const spki = tbsFields[start + 5];
+  if (spki?.tag !== TAG.SEQUENCE) throw new Error('certificate has no SubjectPublicKeyInfo');
+  return spki.der.slice();
+}
+
+function certificateParts(der: Uint8Array): { tbs: Tlv } {
+  const fields = readChildren(parseDer(der, TAG.SEQUENCE).value);
+  const [tbs, algorithm, signature] = fields;
+  if (
+    fields.length !== 3 ||
+    tbs?.tag !== TAG.SEQUENCE ||
+    algorithm?.tag !== TAG.SEQUENCE ||
+    signature?.tag !== TAG.BIT_STRING
+  ) {
+    throw new Error('expected SEQUENCE { TBSCertificate, AlgorithmIdentifier, BIT STRING }');
+  }
+  return { tbs };
+}
+
+/** Key algorithm OID and the subjectPublicKey BIT STRING contents (unused-bits byte removed). */
+function readSpki(der: Uint8Array, field: string): { algorithm: string; bits: Uint8Array } {
+  try {
+    const fields = readChildren(parseDer(der, TAG.SEQUENCE).value);
+    const [algorithm, key] = fields;
+    if (fields.length !== 2 || algorithm?.tag !== TAG.SEQUENCE || key?.tag !== TAG.BIT_STRING) {
+      throw new Error('expected SEQUENCE { AlgorithmIdentifier, BIT STRING }');
+    }
+    const oid = readChildren(algorithm.value)[0];
+    if (oid === undefined) throw new Error('AlgorithmIdentifier is empty');
+    if (key.value[0] !== 0) throw new Error('subjectPublicKey has unused bits');
+    return { algorithm: readObjectIdentifier(oid), bits: key.value.subarray(1) };
+  } catch (err) {
+    throw new Error(`${field} is not a DER SubjectPublicKeyInfo: ${(err as Error).message}`);
+  }
+}
+
+function algorithmIdentifier(alg: SignatureAlgorithm): Uint8Array {
+  // RFC 5758 §3.2: ecdsa-with-SHA256 has absent parameters; RFC 4055 keeps NULL for RSA.
+  return alg === 'ES256'
+    ? sequence(objectIdentifier(OID.ecdsaWithSha256))
+    : sequence(objectIdentifier(OID.sha256WithRsa), nullValue());
+}
+
+function serialNumber(value: Uint8Array): Uint8Array {
+  const encoded = integer(value);
+  if (value.every((b) => b === 0)) throw new Error('serialNumber must be positive');
+  // Header is 2 bytes for any content up to 127 bytes; RFC 5280 §4.1.2.2 caps content at 20.
+  if (encoded.length - 2 > 20) {
+    throw new Error('serialNumber must fit in 20 octets (a 20-byte value needs its top bit clear)');
+  }
+  return encoded;
+}
+
+function name(commonName: string, field: string): Uint8Array {
+  const length = [...commonName].length;
+  if (length < 1 || length > 64) throw new Error(`${field} must be 1 to 64 characters`);
+  return sequence(set(sequence(objectIdentifier(OID.commonName), utf8String(commonName))));
+}
+
+function extension(oid: string, critical: boolean, value: Uint8Array): Uint8Array {
+  // critical DEFAULT FALSE: DER omits it rather than encoding FALSE.
+  return critical
+    ? sequence(objectIdentifier(oid), boolean(true), octetString(value))
+    : sequence(objectIdentifier(oid), octetString(value));
+}
+
+/** A named-bit BIT STRING in DER form: trailing zero bits are not encoded. */
+function namedBits(bits: readonly number[]): Uint8Array {
+  const highest = Math.max(...bits);
+  const bytes = new Uint8Array(Math.floor(highest / 8) + 1);
+  for (const bit of bits) {
+    const i = Math.floor(bit / 8);
+    bytes[i] = (bytes[i] ?? 0) | (0x80 >> (bit % 8));
+  }
+  return bitString(bytes, 7 - (highest % 8));
+}
+
+/** RFC 5280 §4.2.1.2 method 1: SHA-1 of the subjectPublicKey BIT STRING contents. */
+function keyIdentifier(publicKeyBits: Uint8Array): Uint8Array {
+  return new Uint8Array(createHash('sha1').update(publicKeyBits).digest());
+}
