@@ -15,6 +15,14 @@ export const ENV_VARS = {
   REGTOKEN_SIGNING_KEY: 'signing key: a PEM file or kms:KEY_ID_OR_ALIAS',
   REGTOKEN_REPOSITORIES:
     'repository inventory for wildcard patterns: a list file, a registry storage folder, or s3://BUCKET/PREFIX of the registry storage',
+  REGTOKEN_MINTER_ARNS:
+    'IAM roles or users (comma-separated ARNs) allowed to write the token bucket; required for s3:// output, where regtoken writes the bucket policy',
+  REGTOKEN_TRUSTED_KEYS:
+    'more KMS keys (comma-separated) whose root certificates stay in the trust bundle, for rotating the signing key',
+  REGTOKEN_SIGNING_MODE:
+    'with a KMS key: certificate (default: a per-run signing key certified by KMS) or direct (KMS signs every token)',
+  REGTOKEN_LOCK_LEASE:
+    'how long a run may hold the run lock, e.g. 15m (default 15m; at least the Lambda timeout)',
   REGTOKEN_DEBUG: 'set to 1 to print stack traces of unexpected errors',
   NO_COLOR: 'set to anything to turn off colour in terminal output (no-color.org)',
 } as const;
@@ -27,6 +35,10 @@ export interface EnvSettings {
   readonly out: string | undefined;
   readonly signingKey: string | undefined;
   readonly repositories: string | undefined;
+  readonly minterArns: readonly string[];
+  readonly trustedKeys: readonly string[];
+  readonly signingMode: string | undefined;
+  readonly lockLease: string | undefined;
   readonly debug: boolean;
   readonly noColor: boolean;
 }
@@ -36,6 +48,13 @@ function value(env: NodeJS.ProcessEnv, name: EnvName): string | undefined {
   return v ? v : undefined;
 }
 
+function list(env: NodeJS.ProcessEnv, name: EnvName): string[] {
+  return (value(env, name) ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+}
+
 /** Reads every regtoken setting from `env` (defaults to the process environment). */
 export function readEnv(env: NodeJS.ProcessEnv = process.env): EnvSettings {
   return {
@@ -43,6 +62,10 @@ export function readEnv(env: NodeJS.ProcessEnv = process.env): EnvSettings {
     out: value(env, 'REGTOKEN_OUT'),
     signingKey: value(env, 'REGTOKEN_SIGNING_KEY'),
     repositories: value(env, 'REGTOKEN_REPOSITORIES'),
+    minterArns: list(env, 'REGTOKEN_MINTER_ARNS'),
+    trustedKeys: list(env, 'REGTOKEN_TRUSTED_KEYS'),
+    signingMode: value(env, 'REGTOKEN_SIGNING_MODE'),
+    lockLease: value(env, 'REGTOKEN_LOCK_LEASE'),
     debug: value(env, 'REGTOKEN_DEBUG') === '1',
     noColor: env.NO_COLOR !== undefined,
   };
@@ -52,4 +75,12 @@ export function readEnv(env: NodeJS.ProcessEnv = process.env): EnvSettings {
 export function required(setting: string | undefined, name: EnvName): string {
   if (setting === undefined) throw new EnvError(`${name} is not set: ${ENV_VARS[name]}`);
   return setting;
+}
+
+/**
+ * Turns off the AWS SDK's notice about Node.js 20 on stderr: the CLI supports Node 20.19+ on
+ * purpose (the Lambda runs Node 22), and the notice would interleave with its output.
+ */
+export function quietSdkNotices(env: NodeJS.ProcessEnv = process.env): void {
+  env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 }

@@ -10,6 +10,7 @@ export type ErrorCode =
   | 'USAGE'
   | 'CONFIG_INVALID'
   | 'INPUT_INVALID'
+  | 'NOT_FOUND'
   | 'TOKEN_TOO_LARGE'
   | 'SIGNING_KEY'
   | 'STORE'
@@ -75,6 +76,14 @@ export class InputError extends RegtokenError {
   override readonly name = 'InputError';
   constructor(message: string, options?: { cause?: unknown }) {
     super('INPUT_INVALID', message, options);
+  }
+}
+
+/** A file or object that must exist does not. */
+export class NotFoundError extends RegtokenError {
+  override readonly name = 'NotFoundError';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('NOT_FOUND', message, options);
   }
 }
 

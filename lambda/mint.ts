@@ -25,7 +25,9 @@ import type {
   ConfigSource,
   Logger,
   Metrics,
+  PrincipalDirectory,
   RepositoryInventory,
+  RunLock,
   Signer,
   TokenDocument,
   TokenStore,
@@ -41,6 +43,8 @@ export interface MintDeps {
   readonly store: TokenStore;
   readonly signer: Signer;
   readonly inventory?: RepositoryInventory | undefined;
+  /** Checks principals exist before minting for them (AWS runs); absent locally. */
+  readonly principals?: PrincipalDirectory | undefined;
   readonly logger: Logger;
   readonly metrics: Metrics;
   /** Injected for exact tests; defaults to the system clock. */
@@ -62,6 +66,8 @@ export interface MintedToken {
 
 export interface MintResult {
   readonly configVersion: string | undefined;
+  /** Principals that got no token because IAM does not know them (see docs/aws.md). */
+  readonly unknown: readonly { readonly principal: string; readonly reason: string }[];
   readonly tokens: readonly MintedToken[];
   readonly failed: readonly { readonly principal: string; readonly reason: string }[];
   readonly removed: readonly string[];
@@ -113,7 +119,26 @@ export async function mint(deps: MintDeps): Promise<MintResult> {
       'the grants use wildcard patterns but no repository inventory was given: patterns grant nothing (pass --repositories)',
     );
 
-  const resolved = resolveAccess(config, inventory);
+  let resolved = resolveAccess(config, inventory);
+  const unknown: { principal: string; reason: string }[] = [];
+  if (deps.principals) {
+    const check = await deps.principals.check(resolved.map((r) => r.principal));
+    const skip = new Set(check.unknown.map((u) => u.principal.arn));
+    for (const u of check.unknown) {
+      unknown.push({ principal: u.principal.arn, reason: u.reason });
+      logger.warn('unknown principal: no token minted', {
+        principal: u.principal.arn,
+        reason: u.reason,
+      });
+    }
+    if (check.unverified.length)
+      logger.info('principals in other accounts minted unverified', {
+        count: check.unverified.length,
+      });
+    metrics.count('UnknownPrincipals', unknown.length);
+    metrics.count('UnverifiedPrincipals', check.unverified.length);
+    resolved = resolved.filter((r) => !skip.has(r.principal.arn));
+  }
   const now = clock();
   const maxTtl = Math.max(...resolved.map((r) => r.ttlSeconds));
   const key = await deps.signer.prepare({
@@ -170,6 +195,11 @@ export async function mint(deps: MintDeps): Promise<MintResult> {
     });
   }
 
+  // Protect before publishing: a new reader account must be in the policy before its token
+  // exists. Built from every configured account, so it does not depend on IAM lookups.
+  await store.applyReadPolicy?.([
+    ...new Set(config.grants.flatMap((g) => g.principals.map((p) => p.account))),
+  ]);
   const trust = await store.publishTrust(key.trust);
 
   const tokens: MintedToken[] = [];
@@ -195,7 +225,8 @@ export async function mint(deps: MintDeps): Promise<MintResult> {
     }
   });
 
-  // Remove tokens only for principals that are no longer in the config at all.
+  // Remove tokens only for principals that are no longer granted (absent from the config, or
+  // unknown to IAM: a role deleted and recreated later must not find an old token waiting).
   const wanted = new Set(resolved.map((r) => tokenKey(r.principal)));
   const removed: string[] = [];
   for (const k of await store.listTokenKeys()) {
@@ -208,10 +239,13 @@ export async function mint(deps: MintDeps): Promise<MintResult> {
   metrics.count('TokensMinted', tokens.length);
   metrics.count('TokenFailures', failed.length);
   metrics.count('TokensRemoved', removed.length);
+  metrics.duration('RunDuration', Date.now() - started);
+  if (version) metrics.metadata('configVersion', version);
   logger.info('mint finished', {
     configVersion: version,
     minted: tokens.length,
     failed: failed.length,
+    unknown: unknown.length,
     removed: removed.length,
     durationMs: Date.now() - started,
   });
@@ -219,6 +253,7 @@ export async function mint(deps: MintDeps): Promise<MintResult> {
   tokens.sort((a, b) => a.principal.localeCompare(b.principal));
   const result: MintResult = {
     configVersion: version,
+    unknown,
     tokens,
     failed,
     removed,
@@ -239,4 +274,45 @@ function tooLargeReason(access: PrincipalAccess, bytes: number, limit: number): 
     ? `; grant #${worst.grant} (line ${worst.line}) contributes ${worst.entries} of its ${access.access.length} access entries`
     : '';
   return `token would be ${bytes} bytes, over the limit of ${limit} (registry.maxTokenBytes)${cause}`;
+}
+
+/** How many times one run mints again because the config changed while it was minting. */
+export const MAX_PASSES = 3;
+
+/** What {@link mintExclusive} did. */
+export type ExclusiveResult =
+  | { readonly skipped: false; readonly result: MintResult; readonly passes: number }
+  | { readonly skipped: true };
+
+/**
+ * Mints under the run lock, so overlapping runs (a schedule and a config upload at once, or an
+ * asynchronous retry) never interleave their writes. A run that finds the lock held returns
+ * `skipped`: the holder will see the newer config. That is guaranteed because the holder,
+ * after releasing the lock, compares the config's current version with the one it minted and
+ * mints again when they differ. Each pass reads the latest config, so the last pass always
+ * leaves tokens of the newest config.
+ */
+export async function mintExclusive(deps: MintDeps, lock: RunLock): Promise<ExclusiveResult> {
+  let last: MintResult | undefined;
+  for (let pass = 1; pass <= MAX_PASSES; pass++) {
+    if (!(await lock.acquire())) {
+      deps.logger.info('another run holds the lock; it picks up config changes when it ends', {
+        pass,
+      });
+      return last ? { skipped: false, result: last, passes: pass - 1 } : { skipped: true };
+    }
+    try {
+      last = await mint(deps);
+    } finally {
+      await lock.release();
+    }
+    const current = await deps.config.currentVersion?.();
+    if (current === undefined || current === last.configVersion)
+      return { skipped: false, result: last, passes: pass };
+    deps.logger.info('the config changed during the run; minting again', {
+      minted: last.configVersion,
+      current,
+    });
+  }
+  return { skipped: false, result: last as MintResult, passes: MAX_PASSES };
 }

@@ -19,7 +19,7 @@ import type {
   TrustMaterial,
 } from '../core/ports.js';
 import { checkRepositoryName } from '../core/repository.js';
-import { InputError, StoreError } from '../errors.js';
+import { InputError, NotFoundError, StoreError } from '../errors.js';
 
 /** Writes `data` to `path` atomically (temporary file + rename) with the given mode. */
 export async function writeFileAtomic(path: string, data: string, mode = 0o644): Promise<void> {
@@ -50,6 +50,8 @@ export class FileConfigSource implements ConfigSource {
     try {
       return { text: await readFile(this.name, 'utf8') };
     } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT')
+        throw new NotFoundError(describeFsError(err, this.name), { cause: err });
       throw new InputError(describeFsError(err, this.name), { cause: err });
     }
   }

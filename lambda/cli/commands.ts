@@ -4,12 +4,13 @@
  */
 
 import type { ParseArgsConfig } from 'node:util';
-import * as adapters from '../adapters/resolve.js';
+import { AwsClients } from '../adapters/aws.js';
 import { parseGrants } from '../core/config.js';
 import { planChanges, renderPlan } from '../core/plan.js';
-import type { Logger } from '../core/ports.js';
-import { ConfigError, formatIssue, UsageError } from '../errors.js';
-import { type MintResult, mint } from '../mint.js';
+import { type Logger, noMetrics } from '../core/ports.js';
+import { ConfigError, formatIssue, NotFoundError, UsageError } from '../errors.js';
+import type { MintResult } from '../mint.js';
+import { configSource, DEFAULT_SIGNING_KEY, inventory, runMint } from '../run.js';
 import { type CliContext, paint, table } from './io.js';
 
 export interface ParsedArgs {
@@ -61,9 +62,10 @@ Exit status: 0 all valid, 1 some file invalid or unreadable, 2 usage error.`,
   async run(args, ctx) {
     if (args.positionals.length === 0) throw new UsageError('validate needs at least one FILE');
     let failed = false;
+    const aws = new AwsClients();
     for (const file of args.positionals) {
       try {
-        const { text } = await adapters.configSource(file).read();
+        const { text } = await configSource(file, aws).read();
         const config = parseGrants(text, file);
         const principals = new Set(config.grants.flatMap((g) => g.principals.map((p) => p.arn)));
         ctx.stdout.write(
@@ -97,28 +99,36 @@ function summarise(result: MintResult, out: string, ctx: CliContext): string {
   ];
   if (result.removed.length)
     lines.push(`Removed ${result.removed.length} token(s) of principals no longer granted.`);
+  for (const u of result.unknown)
+    lines.push(paint(ctx.color, 'yellow', `SKIPPED ${u.principal}: ${u.reason}`));
   for (const f of result.failed)
     lines.push(paint(ctx.color, 'red', `FAILED ${f.principal}: ${f.reason}`));
+  if (result.configVersion) lines.push(`Config version: ${result.configVersion}`);
   return `${lines.join('\n')}\n`;
 }
 
 export const mintCommand: Command = {
   name: 'mint',
   summary: "mint every principal's token and publish the trust bundle",
-  help: `Usage: regtoken mint --config FILE [--out DIR] [--signing-key PEM] [--repositories FILE|DIR] [--json]
+  help: `Usage: regtoken mint --config FILE [--out DIR] [--signing-key PEM] [--repositories PATH] [--json]
+       regtoken mint --config s3://CONFIG_BUCKET/grants.yaml --out s3://TOKEN_BUCKET[/PREFIX]
+                     --signing-key kms:KEY_ID_OR_ALIAS [--repositories s3://REGISTRY_BUCKET/PREFIX] [--json]
 
-Mints one token per principal in the grants file, writes DIR/tokens/ACCOUNT/role|user/NAME.json
-for each, and writes DIR/trust-bundle.pem (for the registry's auth.token.rootcertbundle) and
-DIR/jwks.json. Tokens of principals no longer in the file are removed. A grants file that fails
-validation writes nothing.
+Mints one token per principal in the grants file into OUT/tokens/ACCOUNT/role|user/NAME.json
+and publishes the trust bundle for the registry's auth.token.rootcertbundle (a folder:
+OUT/trust-bundle.pem and OUT/jwks.json; S3: OUT/trust/bundle.pem and OUT/trust/jwks.json).
+Tokens of principals no longer in the file are removed. A grants file that fails validation
+writes nothing. Into S3, regtoken also checks principals against IAM, writes the bucket policy
+(REGTOKEN_MINTER_ARNS) and holds a run lock.
 
 Options:
-  --config FILE          grants file (env REGTOKEN_CONFIG)
-  --out DIR              token folder (env REGTOKEN_OUT; default: out)
-  --signing-key PEM      P-256 or RSA private key (env REGTOKEN_SIGNING_KEY; default:
-                         ${adapters.DEFAULT_SIGNING_KEY}, created on first run)
+  --config FILE          grants file or s3:// object (env REGTOKEN_CONFIG)
+  --out DIR              token folder or s3:// prefix (env REGTOKEN_OUT; default: out)
+  --signing-key PEM      P-256 or RSA private key, or kms:KEY for an AWS KMS key (env
+                         REGTOKEN_SIGNING_KEY; default: ${DEFAULT_SIGNING_KEY}, created on first run)
   --repositories PATH    repository inventory for wildcard patterns: a file with one name per
-                         line, or a registry's filesystem storage root (env REGTOKEN_REPOSITORIES)
+                         line, a registry's filesystem storage root, or s3://BUCKET/PREFIX of a
+                         registry's S3 storage (env REGTOKEN_REPOSITORIES)
   --json                 print {"tokens":[{"principal","path","expiresAt"}],"trustBundle":PATH}
 
 Exit status: 0 all tokens minted, 1 invalid input or some principal failed, 2 usage error.`,
@@ -134,28 +144,45 @@ Exit status: 0 all tokens minted, 1 invalid input or some principal failed, 2 us
     const config = str(args, 'config') ?? ctx.env.config;
     if (!config) throw new UsageError('mint needs --config FILE (or REGTOKEN_CONFIG)');
     const out = str(args, 'out') ?? ctx.env.out ?? 'out';
-    const repositories = str(args, 'repositories') ?? ctx.env.repositories;
     const logger = cliLogger(ctx);
-    let result: MintResult;
+    let run: Awaited<ReturnType<typeof runMint>>;
     try {
-      result = await mint({
-        config: adapters.configSource(config),
-        store: adapters.tokenStore(out),
-        signer: adapters.signer(str(args, 'signing-key') ?? ctx.env.signingKey, (path) =>
-          ctx.stderr.write(
-            `Created signing key ${path}. Keep it private and keep it: a new key means a new trust bundle and a registry restart.\n`,
-          ),
-        ),
-        inventory: repositories ? adapters.inventory(repositories) : undefined,
-        logger,
-        metrics: { count() {} },
-      });
+      run = await runMint(
+        {
+          config,
+          out,
+          signingKey: str(args, 'signing-key') ?? ctx.env.signingKey,
+          repositories: str(args, 'repositories') ?? ctx.env.repositories,
+          minterArns: ctx.env.minterArns,
+          trustedKeys: ctx.env.trustedKeys,
+          signingMode: ctx.env.signingMode,
+          lockLease: ctx.env.lockLease,
+        },
+        {
+          aws: new AwsClients(),
+          logger,
+          metrics: noMetrics,
+          onKeyCreated: (path) =>
+            ctx.stderr.write(
+              `Created signing key ${path}. Keep it private and keep it: a new key means a new trust bundle and a registry restart.\n`,
+            ),
+        },
+      );
     } catch (err) {
       if (!(err instanceof ConfigError)) throw err;
       printConfigError(err, ctx);
       ctx.stderr.write(`regtoken: ${config} is invalid; nothing was written\n`);
       return 1;
     }
+    if (run.skipped) {
+      ctx.stdout.write(
+        args.values.json
+          ? `${JSON.stringify({ skipped: true })}\n`
+          : 'Another run holds the lock on this token store; it will pick up any config change. Nothing done.\n',
+      );
+      return 0;
+    }
+    const result = run.result;
     if (args.values.json) {
       ctx.stdout.write(
         `${JSON.stringify(
@@ -169,6 +196,8 @@ Exit status: 0 all tokens minted, 1 invalid input or some principal failed, 2 us
             jwks: result.jwks,
             removed: result.removed,
             failed: result.failed,
+            unknown: result.unknown,
+            configVersion: result.configVersion,
           },
           null,
           2,
@@ -191,8 +220,9 @@ prints, per principal, the access added (+), removed (-), changed (~) and unchan
 which principals are new or gone. This is what a reviewer reads on a config pull request.
 
 Options:
-  --from FILE            the grants file in effect now; leave it out when nothing is deployed yet
-  --to FILE              the proposed grants file
+  --from FILE|S3URL      the grants file in effect now (a missing one means nothing is
+                         deployed yet)
+  --to FILE|S3URL        the proposed grants file
   --repositories PATH    expand wildcard patterns against this inventory (default: compare
                          patterns as written)
   --json                 machine-readable plan
@@ -209,12 +239,19 @@ Exit status: 0 plan printed, 1 a file is invalid, 2 usage error.`,
     const to = str(args, 'to');
     if (!to) throw new UsageError('plan needs --to FILE');
     const from = str(args, 'from');
+    const aws = new AwsClients();
     const load = async (file: string) =>
-      parseGrants((await adapters.configSource(file).read()).text, file);
+      parseGrants((await configSource(file, aws).read()).text, file);
     let before: Awaited<ReturnType<typeof load>> | undefined;
     let after: Awaited<ReturnType<typeof load>>;
     try {
-      before = from ? await load(from) : undefined;
+      try {
+        before = from ? await load(from) : undefined;
+      } catch (err) {
+        // Nothing deployed yet (first rollout): plan against an empty config, and say so.
+        if (!(err instanceof NotFoundError)) throw err;
+        ctx.stderr.write(`note: ${err.message}; planning as if nothing were deployed\n`);
+      }
       after = await load(to);
     } catch (err) {
       if (!(err instanceof ConfigError)) throw err;
@@ -222,8 +259,8 @@ Exit status: 0 plan printed, 1 a file is invalid, 2 usage error.`,
       return 1;
     }
     const repositories = str(args, 'repositories');
-    const inventory = repositories ? await adapters.inventory(repositories).list() : undefined;
-    const result = planChanges(before, after, inventory);
+    const names = repositories ? await inventory(repositories, aws).list() : undefined;
+    const result = planChanges(before, after, names);
     ctx.stdout.write(
       args.values.json ? `${JSON.stringify(result, null, 2)}\n` : renderPlan(result),
     );

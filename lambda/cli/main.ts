@@ -6,7 +6,7 @@
 
 import { parseArgs } from 'node:util';
 import pkg from '../../package.json' with { type: 'json' };
-import { readEnv } from '../env.js';
+import { quietSdkNotices, readEnv } from '../env.js';
 import { RegtokenError, UsageError } from '../errors.js';
 import { COMMANDS, type Command } from './commands.js';
 import type { CliContext } from './io.js';
@@ -77,6 +77,7 @@ export async function run(argv: readonly string[], ctx: CliContext): Promise<num
 
 /** Entry point for the `regtoken` binary. */
 export async function main(): Promise<void> {
+  quietSdkNotices();
   const env = readEnv();
   const color = Boolean(process.stderr.isTTY) && !env.noColor;
   process.exitCode = await run(process.argv.slice(2), {

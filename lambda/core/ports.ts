@@ -15,6 +15,8 @@ export interface ConfigSource {
   readonly name: string;
   /** Reads the file. `version` identifies what was read (S3 version id or ETag) for the logs. */
   read(): Promise<{ text: string; version?: string }>;
+  /** The version a read would return now, without reading the body (undefined: unknown). */
+  currentVersion?(): Promise<string | undefined>;
 }
 
 /** The repositories that exist, for expanding wildcard patterns. */
@@ -56,6 +58,32 @@ export interface TokenStore {
   readTrustBundle(): Promise<string | undefined>;
   /** Publishes the trust material; returns where the bundle and JWKS are. */
   publishTrust(trust: TrustMaterial): Promise<{ bundle: string; jwks: string }>;
+  /**
+   * Makes each token readable by its owner only, for owners in these accounts. Stores whose
+   * access control is not policy-based (a local folder) leave it out.
+   */
+  applyReadPolicy?(readerAccounts: readonly string[]): Promise<void>;
+}
+
+/** Which configured principals exist, as far as the caller can tell. */
+export interface PrincipalCheck {
+  /** Principals known not to exist (or spelled differently in IAM): they get no token. */
+  readonly unknown: readonly { readonly principal: Principal; readonly reason: string }[];
+  /** Principals that could not be checked (other accounts): they get a token. */
+  readonly unverified: readonly Principal[];
+}
+
+/** Checks configured principals against IAM. */
+export interface PrincipalDirectory {
+  check(principals: readonly Principal[]): Promise<PrincipalCheck>;
+}
+
+/** Keeps two runs from writing the same store at once (see docs/aws.md, "Overlapping runs"). */
+export interface RunLock {
+  /** Takes the lock; false when another live run holds it. */
+  acquire(): Promise<boolean>;
+  /** Gives the lock back (only if still ours). */
+  release(): Promise<void>;
 }
 
 /** A signing key ready for one run. */
@@ -90,6 +118,10 @@ export interface Logger {
 /** Counters for dashboards and alarms. */
 export interface Metrics {
   count(name: string, value: number): void;
+  /** Milliseconds, e.g. the run's duration. */
+  duration(name: string, ms: number): void;
+  /** Context attached to the metrics record (not a dimension), e.g. the config version. */
+  metadata(key: string, value: string): void;
 }
 
 export const silentLogger: Logger = {
@@ -99,4 +131,4 @@ export const silentLogger: Logger = {
   error() {},
 };
 
-export const noMetrics: Metrics = { count() {} };
+export const noMetrics: Metrics = { count() {}, duration() {}, metadata() {} };

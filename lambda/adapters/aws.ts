@@ -1,0 +1,81 @@
+/**
+ * Shared AWS plumbing: one way to build SDK clients and one way to turn SDK errors into
+ * one-line messages. Endpoints, region and credentials come from the SDK's standard resolution
+ * (AWS_ENDPOINT_URL, AWS_REGION, the default credential chain), so the same code runs against
+ * AWS or any AWS-compatible endpoint with no special case.
+ */
+
+import { IAMClient } from '@aws-sdk/client-iam';
+import { KMSClient } from '@aws-sdk/client-kms';
+import { S3Client } from '@aws-sdk/client-s3';
+import { STSClient } from '@aws-sdk/client-sts';
+
+/**
+ * Attempts per call, including the first. Throttling and 5xx answers are retried with the
+ * SDK's standard exponential backoff with jitter; AWS_MAX_ATTEMPTS overrides it.
+ */
+export const MAX_ATTEMPTS = 5;
+
+/** The SDK clients regtoken uses, created on first use. */
+export class AwsClients {
+  #s3?: S3Client;
+  #kms?: KMSClient;
+  #iam?: IAMClient;
+  #sts?: STSClient;
+
+  get s3(): S3Client {
+    this.#s3 ??= new S3Client({ maxAttempts: MAX_ATTEMPTS });
+    return this.#s3;
+  }
+  get kms(): KMSClient {
+    this.#kms ??= new KMSClient({ maxAttempts: MAX_ATTEMPTS });
+    return this.#kms;
+  }
+  get iam(): IAMClient {
+    this.#iam ??= new IAMClient({ maxAttempts: MAX_ATTEMPTS });
+    return this.#iam;
+  }
+  get sts(): STSClient {
+    this.#sts ??= new STSClient({ maxAttempts: MAX_ATTEMPTS });
+    return this.#sts;
+  }
+}
+
+interface SdkError {
+  name?: string;
+  message?: string;
+  Code?: string;
+  $metadata?: { httpStatusCode?: number };
+}
+
+/** The error's AWS code (`NoSuchKey`, `AccessDenied`, …) or its name. */
+export function awsErrorCode(err: unknown): string {
+  const e = err as SdkError;
+  return e?.Code ?? e?.name ?? 'Error';
+}
+
+/** HTTP status of an SDK error, if it came from a response. */
+export function awsStatus(err: unknown): number | undefined {
+  return (err as SdkError)?.$metadata?.httpStatusCode;
+}
+
+/**
+ * One line that says what went wrong with `what` (an s3:// URL, a key id), in words a user can
+ * act on. Never includes request payloads.
+ */
+export function describeAwsError(err: unknown, what: string): string {
+  const code = awsErrorCode(err);
+  const status = awsStatus(err);
+  if (code === 'CredentialsProviderError' || /Could not load credentials/i.test(String(err)))
+    return `${what}: no AWS credentials found (set AWS_PROFILE, run aws sso login, or use an instance profile)`;
+  if (code === 'NoSuchKey' || (code === 'NotFound' && status === 404))
+    return `${what}: no such object`;
+  if (code === 'NoSuchBucket') return `${what}: no such bucket`;
+  if (code === 'AccessDenied' || code === 'AccessDeniedException' || status === 403)
+    return `${what}: access denied`;
+  if (code === 'NotFoundException') return `${what}: not found`;
+  if (code === 'ExpiredToken' || code === 'ExpiredTokenException')
+    return `${what}: the AWS session has expired (log in again)`;
+  const message = (err as SdkError)?.message?.split('\n')[0] ?? String(err);
+  return `${what}: ${code}${status ? ` (HTTP ${status})` : ''}: ${message}`;
+}

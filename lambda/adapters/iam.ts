@@ -1,0 +1,72 @@
+/**
+ * Checks configured principals against IAM, in bulk: one STS call to learn the minter's
+ * account, then `ListRoles` / `ListUsers` pages (up to 1,000 each) — never one call per
+ * principal. Principals in other accounts cannot be checked without credentials there; they
+ * are reported as unverified and still get a token (docs/aws.md, "Principals").
+ */
+
+import { type IAMClient, ListRolesCommand, ListUsersCommand } from '@aws-sdk/client-iam';
+import { GetCallerIdentityCommand, type STSClient } from '@aws-sdk/client-sts';
+import type { PrincipalCheck, PrincipalDirectory } from '../core/ports.js';
+import type { Principal } from '../core/principal.js';
+
+/** Maps lower-cased names to the ARN IAM reports (IAM names are unique ignoring case). */
+async function listArns(iam: IAMClient, type: 'role' | 'user'): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  let marker: string | undefined;
+  do {
+    if (type === 'role') {
+      const r = await iam.send(new ListRolesCommand({ Marker: marker, MaxItems: 1000 }));
+      for (const role of r.Roles ?? [])
+        if (role.RoleName && role.Arn) out.set(role.RoleName.toLowerCase(), role.Arn);
+      marker = r.IsTruncated ? r.Marker : undefined;
+    } else {
+      const r = await iam.send(new ListUsersCommand({ Marker: marker, MaxItems: 1000 }));
+      for (const user of r.Users ?? [])
+        if (user.UserName && user.Arn) out.set(user.UserName.toLowerCase(), user.Arn);
+      marker = r.IsTruncated ? r.Marker : undefined;
+    }
+  } while (marker);
+  return out;
+}
+
+/** The caller's account (one STS call). */
+export async function callerAccount(sts: STSClient): Promise<string> {
+  const r = await sts.send(new GetCallerIdentityCommand({}));
+  if (!r.Account) throw new Error('STS GetCallerIdentity returned no account');
+  return r.Account;
+}
+
+/** A {@link PrincipalDirectory} backed by IAM in the caller's account. */
+export class IamPrincipalDirectory implements PrincipalDirectory {
+  constructor(
+    private readonly iam: IAMClient,
+    private readonly sts: STSClient,
+  ) {}
+
+  async check(principals: readonly Principal[]): Promise<PrincipalCheck> {
+    const account = await callerAccount(this.sts);
+    const local = principals.filter((p) => p.account === account);
+    const unverified = principals.filter((p) => p.account !== account);
+    const roles = local.some((p) => p.type === 'role')
+      ? await listArns(this.iam, 'role')
+      : new Map();
+    const users = local.some((p) => p.type === 'user')
+      ? await listArns(this.iam, 'user')
+      : new Map();
+    const unknown: { principal: Principal; reason: string }[] = [];
+    for (const p of local) {
+      const actual = (p.type === 'role' ? roles : users).get(p.name.toLowerCase());
+      if (!actual)
+        unknown.push({ principal: p, reason: `no such ${p.type} in account ${account}` });
+      else if (actual !== p.arn)
+        // The owner tag must equal aws:PrincipalArn exactly, so a token for the configured
+        // spelling would be unreadable.
+        unknown.push({
+          principal: p,
+          reason: `IAM knows it as ${actual}; write the ARN exactly like that (path and case must match)`,
+        });
+    }
+    return { unknown, unverified };
+  }
+}

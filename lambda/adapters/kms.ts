@@ -1,0 +1,179 @@
+/**
+ * Signing rooted in AWS KMS: the private key never leaves KMS (docs/aws.md, "Signing").
+ *
+ * The KMS key (ECC_NIST_P256, SIGN_VERIFY) is a certificate authority. Its self-signed
+ * certificate is the registry's `rootcertbundle`; it is made once and then reused from the
+ * published bundle. Each run (certificate mode, the default):
+ *   1. creates an ephemeral P-256 key in memory,
+ *   2. has KMS sign one certificate for it, valid just past the run's longest token,
+ *   3. signs every token locally with `x5c` = [that certificate].
+ * That is two KMS calls per run (GetPublicKey, Sign) whatever the number of tokens, the signing
+ * key changes every run, and the registry needs no restart for it.
+ *
+ * Direct mode signs each token with KMS and uses the libtrust `kid` of the KMS key: one KMS
+ * call per token (KMS answers in DER; {@link derToJose} converts). It exists for registries or
+ * verifiers that cannot follow an `x5c` chain; the benchmark compares the two.
+ *
+ * Keys listed as additionally trusted stay in the bundle, so the root can be rotated without a
+ * gap: see docs/aws.md, "Rotating the root".
+ */
+
+import { createHash, createPublicKey, generateKeyPairSync, randomBytes } from 'node:crypto';
+import { GetPublicKeyCommand, type KMSClient, SignCommand } from '@aws-sdk/client-kms';
+import { exportJWK } from 'jose';
+import { derToJose } from '../core/ecdsa.js';
+import { libtrustKeyId } from '../core/libtrust.js';
+import type { Signer, SigningKey } from '../core/ports.js';
+import { certificateToPem, createCertificate } from '../core/x509.js';
+import { SigningKeyError } from '../errors.js';
+import { describeAwsError } from './aws.js';
+import { findCertificateFor, joseSign } from './pem-signer.js';
+
+/** KMS signs a message itself (MessageType RAW) up to this size; longer ones are sent as digest. */
+const KMS_RAW_LIMIT = 4096;
+/** Slack on the per-run certificate's validity for clock skew between KMS, us and the registry. */
+const SKEW_MS = 5 * 60_000;
+const ROOT_YEARS = 10;
+
+export type KmsSigningMode = 'certificate' | 'direct';
+
+interface Root {
+  readonly keyId: string;
+  readonly spki: Uint8Array;
+  readonly certDer: Uint8Array;
+  readonly commonName: string;
+  readonly kid: string;
+}
+
+/** A {@link Signer} whose root of trust is an asymmetric KMS key. */
+export class KmsSigner implements Signer {
+  constructor(
+    private readonly kms: KMSClient,
+    private readonly keyId: string,
+    private readonly options: {
+      readonly mode?: KmsSigningMode;
+      /** Keys whose root certificates stay in the bundle during a rotation. */
+      readonly trustedKeyIds?: readonly string[];
+    } = {},
+  ) {}
+
+  async prepare(window: {
+    now: Date;
+    notAfter: Date;
+    publishedBundle: string | undefined;
+  }): Promise<SigningKey> {
+    const root = await this.root(this.keyId, window.now, window.publishedBundle);
+    const others = [];
+    for (const id of this.options.trustedKeyIds ?? [])
+      if (id !== this.keyId) others.push(await this.root(id, window.now, window.publishedBundle));
+    const roots = [root, ...others];
+    const trust = {
+      bundlePem: roots.map((r) => certificateToPem(r.certDer)).join(''),
+      jwks: {
+        keys: await Promise.all(
+          roots.map(async (r) => ({
+            ...(await exportJWK(
+              createPublicKey({ key: Buffer.from(r.spki), format: 'der', type: 'spki' }),
+            )),
+            kid: r.kid,
+            alg: 'ES256',
+            use: 'sig',
+          })),
+        ),
+      },
+    };
+
+    if (this.options.mode === 'direct') {
+      return {
+        alg: 'ES256',
+        keyHeader: { kid: root.kid },
+        sign: async (input) => derToJose(await this.sign(this.keyId, input)),
+        trust,
+        description: `KMS key ${this.keyId} (ES256, signed by KMS per token, kid ${root.kid})`,
+      };
+    }
+
+    const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const leafSpki = new Uint8Array(publicKey.export({ type: 'spki', format: 'der' }));
+    const leaf = await createCertificate(
+      {
+        subjectCommonName: 'regtoken token signer',
+        issuerCommonName: root.commonName,
+        serialNumber: randomBytes(16),
+        notBefore: new Date(window.now.getTime() - SKEW_MS),
+        notAfter: new Date(window.notAfter.getTime() + SKEW_MS),
+        subjectPublicKey: leafSpki,
+        issuerPublicKey: root.spki,
+        ca: false,
+        signatureAlgorithm: 'ES256',
+      },
+      (tbs) => this.sign(this.keyId, tbs),
+    );
+    return {
+      alg: 'ES256',
+      keyHeader: { x5c: [Buffer.from(leaf).toString('base64')] },
+      sign: (input) => joseSign('ES256', privateKey, input),
+      trust,
+      description: `KMS key ${this.keyId} (ES256, per-run certificate)`,
+    };
+  }
+
+  /** The root certificate for a KMS key: reused from the bundle, or made and signed once. */
+  private async root(keyId: string, now: Date, bundle: string | undefined): Promise<Root> {
+    let spki: Uint8Array;
+    try {
+      const r = await this.kms.send(new GetPublicKeyCommand({ KeyId: keyId }));
+      const spec = r.KeySpec ?? r.CustomerMasterKeySpec;
+      if (spec !== 'ECC_NIST_P256' || r.KeyUsage !== 'SIGN_VERIFY')
+        throw new SigningKeyError(
+          `KMS key ${keyId} is ${spec ?? 'of unknown type'} for ${r.KeyUsage ?? 'unknown use'}: regtoken needs an ECC_NIST_P256 key for SIGN_VERIFY`,
+        );
+      if (!r.PublicKey) throw new SigningKeyError(`KMS key ${keyId}: no public key returned`);
+      spki = new Uint8Array(r.PublicKey);
+    } catch (err) {
+      if (err instanceof SigningKeyError) throw err;
+      throw new SigningKeyError(describeAwsError(err, `KMS key ${keyId}`), { cause: err });
+    }
+    const kid = libtrustKeyId(spki);
+    const commonName = `regtoken root ${kid.slice(0, 14)}`;
+    let certDer = findCertificateFor(bundle, spki);
+    if (!certDer) {
+      const notAfter = new Date(now);
+      notAfter.setUTCFullYear(notAfter.getUTCFullYear() + ROOT_YEARS);
+      certDer = await createCertificate(
+        {
+          subjectCommonName: commonName,
+          issuerCommonName: commonName,
+          serialNumber: randomBytes(16),
+          notBefore: new Date(now.getTime() - SKEW_MS),
+          notAfter,
+          subjectPublicKey: spki,
+          issuerPublicKey: spki,
+          ca: true,
+          signatureAlgorithm: 'ES256',
+        },
+        (tbs) => this.sign(keyId, tbs),
+      );
+    }
+    return { keyId, spki, certDer, commonName, kid };
+  }
+
+  /** KMS ECDSA_SHA_256 signature (DER) over `message`. */
+  private async sign(keyId: string, message: Uint8Array): Promise<Uint8Array> {
+    const raw = message.length <= KMS_RAW_LIMIT;
+    try {
+      const r = await this.kms.send(
+        new SignCommand({
+          KeyId: keyId,
+          SigningAlgorithm: 'ECDSA_SHA_256',
+          MessageType: raw ? 'RAW' : 'DIGEST',
+          Message: raw ? message : createHash('sha256').update(message).digest(),
+        }),
+      );
+      if (!r.Signature) throw new Error('no signature returned');
+      return new Uint8Array(r.Signature);
+    } catch (err) {
+      throw new SigningKeyError(describeAwsError(err, `KMS key ${keyId} (Sign)`), { cause: err });
+    }
+  }
+}

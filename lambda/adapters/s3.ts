@@ -1,0 +1,419 @@
+/**
+ * S3 adapters: the grants object in the config bucket, tokens and trust material in the token
+ * bucket, the registry's own storage as repository inventory, and the run lock.
+ *
+ * Token bucket layout under PREFIX (docs/aws.md):
+ *   tokens/ACCOUNT/role|user/NAME.json   one document per principal, tagged owner=<ARN>
+ *   trust/bundle.pem                     certificates for the registry's rootcertbundle
+ *   trust/jwks.json                      the same keys as a JWKS
+ *   state/lock.json                      the run lock
+ */
+
+import {
+  DeleteObjectCommand,
+  GetBucketPolicyCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  PutBucketPolicyCommand,
+  PutObjectCommand,
+  type S3Client,
+} from '@aws-sdk/client-s3';
+import { buildTokenBucketPolicy, OWNER_TAG_KEY } from '../core/policy.js';
+import type {
+  ConfigSource,
+  RepositoryInventory,
+  RunLock,
+  TokenDocument,
+  TokenStore,
+  TrustMaterial,
+} from '../core/ports.js';
+import type { Partition, Principal } from '../core/principal.js';
+import { checkRepositoryName } from '../core/repository.js';
+import { InputError, NotFoundError, StoreError } from '../errors.js';
+import { awsErrorCode, awsStatus, describeAwsError } from './aws.js';
+
+/** A parsed `s3://BUCKET/KEY` location. */
+export interface S3Location {
+  readonly bucket: string;
+  /** Object key, or a prefix without leading or trailing slash ('' for the bucket root). */
+  readonly key: string;
+}
+
+const BUCKET_RE = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
+
+/** True when `location` is an S3 URL. */
+export function isS3Url(location: string): boolean {
+  return location.startsWith('s3://');
+}
+
+/**
+ * Parses `s3://BUCKET/KEY` (an object) or `s3://BUCKET[/PREFIX]` (a prefix). Throws
+ * InputError naming the URL when it is not one.
+ */
+export function parseS3Url(url: string, kind: 'object' | 'prefix'): S3Location {
+  const m = /^s3:\/\/([^/]+)(?:\/(.*))?$/.exec(url);
+  const bucket = m?.[1] ?? '';
+  const key = (m?.[2] ?? '').replace(/^\/+|\/+$/g, '');
+  if (!m || !BUCKET_RE.test(bucket))
+    throw new InputError(
+      `${url}: not an S3 location (expected s3://BUCKET/${kind === 'object' ? 'KEY' : '[PREFIX]'})`,
+    );
+  if (kind === 'object' && key === '')
+    throw new InputError(`${url}: names a bucket, not an object (expected s3://BUCKET/KEY)`);
+  return { bucket, key };
+}
+
+function joinKey(prefix: string, key: string): string {
+  return prefix ? `${prefix}/${key}` : key;
+}
+
+async function readText(
+  s3: S3Client,
+  bucket: string,
+  key: string,
+): Promise<{ text: string; version: string | undefined; etag: string | undefined } | undefined> {
+  try {
+    const r = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+    return {
+      text: (await r.Body?.transformToString('utf8')) ?? '',
+      version: r.VersionId ?? r.ETag,
+      etag: r.ETag,
+    };
+  } catch (err) {
+    if (awsErrorCode(err) === 'NoSuchKey') return undefined;
+    throw err;
+  }
+}
+
+/** The grants file as an S3 object; its version id (or ETag when unversioned) is recorded. */
+export class S3ConfigSource implements ConfigSource {
+  readonly name: string;
+
+  constructor(
+    private readonly s3: S3Client,
+    private readonly at: S3Location,
+  ) {
+    this.name = `s3://${at.bucket}/${at.key}`;
+  }
+
+  async read(): Promise<{ text: string; version?: string }> {
+    let got: Awaited<ReturnType<typeof readText>>;
+    try {
+      got = await readText(this.s3, this.at.bucket, this.at.key);
+    } catch (err) {
+      if (awsErrorCode(err) === 'NoSuchBucket')
+        throw new NotFoundError(describeAwsError(err, this.name), { cause: err });
+      throw new InputError(describeAwsError(err, this.name), { cause: err });
+    }
+    if (!got) throw new NotFoundError(`${this.name}: no such object`);
+    return got.version ? { text: got.text, version: got.version } : { text: got.text };
+  }
+
+  async currentVersion(): Promise<string | undefined> {
+    try {
+      const r = await this.s3.send(
+        new HeadObjectCommand({ Bucket: this.at.bucket, Key: this.at.key }),
+      );
+      return r.VersionId ?? r.ETag;
+    } catch {
+      return undefined;
+    }
+  }
+}
+
+/**
+ * Repositories in a Distribution registry's S3 storage: the registry keeps each repository
+ * under `PREFIX/docker/registry/v2/repositories/NAME/` with `_manifests`, `_layers` and
+ * `_uploads` inside. Walked one level at a time with a delimiter, so the cost grows with the
+ * number of repositories, not with the number of blobs.
+ */
+export class S3Inventory implements RepositoryInventory {
+  readonly name: string;
+
+  constructor(
+    private readonly s3: S3Client,
+    private readonly at: S3Location,
+  ) {
+    this.name = `s3://${at.bucket}${at.key ? `/${at.key}` : ''}`;
+  }
+
+  async list(): Promise<string[]> {
+    const root = `${joinKey(this.at.key, 'docker/registry/v2/repositories')}/`;
+    const names: string[] = [];
+    const walk = async (prefix: string): Promise<void> => {
+      const children = await this.childPrefixes(prefix);
+      if (children.some((c) => c.startsWith('_'))) {
+        const name = prefix.slice(root.length, -1);
+        if (checkRepositoryName(name) === undefined) names.push(name);
+      }
+      for (const c of children) if (!c.startsWith('_')) await walk(`${prefix}${c}/`);
+    };
+    try {
+      await walk(root);
+    } catch (err) {
+      throw new InputError(describeAwsError(err, this.name), { cause: err });
+    }
+    return names.sort();
+  }
+
+  private async childPrefixes(prefix: string): Promise<string[]> {
+    const out: string[] = [];
+    let token: string | undefined;
+    do {
+      const r = await this.s3.send(
+        new ListObjectsV2Command({
+          Bucket: this.at.bucket,
+          Prefix: prefix,
+          Delimiter: '/',
+          ContinuationToken: token,
+        }),
+      );
+      for (const p of r.CommonPrefixes ?? [])
+        if (p.Prefix) out.push(p.Prefix.slice(prefix.length, -1));
+      token = r.IsTruncated ? r.NextContinuationToken : undefined;
+    } while (token);
+    return out;
+  }
+}
+
+/** Options of the S3 token store. */
+export interface S3TokenStoreOptions {
+  /** Roles or users allowed to write the bucket (the minter); everyone else is denied. */
+  readonly minterArns: readonly string[];
+  readonly partition: Partition;
+}
+
+/**
+ * The token bucket. Each token object is tagged `owner=<principal ARN>`; the bucket policy
+ * (rebuilt from the config each run, never read-modified-written) lets a principal read only
+ * the object tagged with its own ARN.
+ */
+export class S3TokenStore implements TokenStore {
+  readonly concurrency = 32;
+
+  constructor(
+    private readonly s3: S3Client,
+    private readonly at: S3Location,
+    private readonly options: S3TokenStoreOptions,
+  ) {}
+
+  private key(key: string): string {
+    return joinKey(this.at.key, key);
+  }
+
+  locate(key: string): string {
+    return `s3://${this.at.bucket}/${this.key(key)}`;
+  }
+
+  async listTokenKeys(): Promise<string[]> {
+    const prefix = this.key('tokens/');
+    const keys: string[] = [];
+    let token: string | undefined;
+    try {
+      do {
+        const r = await this.s3.send(
+          new ListObjectsV2Command({
+            Bucket: this.at.bucket,
+            Prefix: prefix,
+            ContinuationToken: token,
+          }),
+        );
+        for (const o of r.Contents ?? [])
+          if (o.Key?.endsWith('.json')) keys.push(o.Key.slice(this.key('').length));
+        token = r.IsTruncated ? r.NextContinuationToken : undefined;
+      } while (token);
+    } catch (err) {
+      throw new StoreError(describeAwsError(err, this.locate('tokens/')), { cause: err });
+    }
+    return keys.sort();
+  }
+
+  async putToken(key: string, doc: TokenDocument, owner: Principal): Promise<void> {
+    try {
+      await this.s3.send(
+        new PutObjectCommand({
+          Bucket: this.at.bucket,
+          Key: this.key(key),
+          Body: `${JSON.stringify(doc, null, 2)}\n`,
+          ContentType: 'application/json',
+          CacheControl: 'no-store',
+          Tagging: `${OWNER_TAG_KEY}=${encodeURIComponent(owner.arn)}`,
+        }),
+      );
+    } catch (err) {
+      throw new StoreError(describeAwsError(err, this.locate(key)), { cause: err });
+    }
+  }
+
+  async deleteToken(key: string): Promise<void> {
+    try {
+      await this.s3.send(new DeleteObjectCommand({ Bucket: this.at.bucket, Key: this.key(key) }));
+    } catch (err) {
+      throw new StoreError(describeAwsError(err, this.locate(key)), { cause: err });
+    }
+  }
+
+  async readTrustBundle(): Promise<string | undefined> {
+    try {
+      return (await readText(this.s3, this.at.bucket, this.key('trust/bundle.pem')))?.text;
+    } catch (err) {
+      throw new StoreError(describeAwsError(err, this.locate('trust/bundle.pem')), { cause: err });
+    }
+  }
+
+  async publishTrust(trust: TrustMaterial): Promise<{ bundle: string; jwks: string }> {
+    const files = [
+      { key: 'trust/bundle.pem', body: trust.bundlePem, type: 'application/x-pem-file' },
+      {
+        key: 'trust/jwks.json',
+        body: `${JSON.stringify(trust.jwks, null, 2)}\n`,
+        type: 'application/json',
+      },
+    ];
+    for (const f of files) {
+      try {
+        // Rewrite only on change, so a registry host polling the object sees real changes only.
+        const current = await readText(this.s3, this.at.bucket, this.key(f.key));
+        if (current?.text === f.body) continue;
+        await this.s3.send(
+          new PutObjectCommand({
+            Bucket: this.at.bucket,
+            Key: this.key(f.key),
+            Body: f.body,
+            ContentType: f.type,
+          }),
+        );
+      } catch (err) {
+        throw new StoreError(describeAwsError(err, this.locate(f.key)), { cause: err });
+      }
+    }
+    return { bundle: this.locate('trust/bundle.pem'), jwks: this.locate('trust/jwks.json') };
+  }
+
+  /**
+   * Writes the bucket policy for these reader accounts when it differs from the current one.
+   * The policy is built from scratch every time (a deleted principal never lingers in it).
+   */
+  async applyReadPolicy(readerAccounts: readonly string[]): Promise<void> {
+    const policy = JSON.stringify(
+      buildTokenBucketPolicy({
+        bucket: this.at.bucket,
+        prefix: this.at.key,
+        partition: this.options.partition,
+        readerAccounts,
+        minterArns: this.options.minterArns,
+      }),
+    );
+    let current: string | undefined;
+    try {
+      current = (await this.s3.send(new GetBucketPolicyCommand({ Bucket: this.at.bucket }))).Policy;
+    } catch (err) {
+      if (awsErrorCode(err) !== 'NoSuchBucketPolicy')
+        throw new StoreError(describeAwsError(err, `s3://${this.at.bucket} (bucket policy)`), {
+          cause: err,
+        });
+    }
+    if (current !== undefined && samePolicy(current, policy)) return;
+    try {
+      await this.s3.send(new PutBucketPolicyCommand({ Bucket: this.at.bucket, Policy: policy }));
+    } catch (err) {
+      throw new StoreError(describeAwsError(err, `s3://${this.at.bucket} (bucket policy)`), {
+        cause: err,
+      });
+    }
+  }
+}
+
+function samePolicy(a: string, b: string): boolean {
+  try {
+    return JSON.stringify(JSON.parse(a)) === JSON.stringify(JSON.parse(b));
+  } catch {
+    return false;
+  }
+}
+
+interface LockBody {
+  readonly owner: string;
+  readonly expiresAt: string;
+  readonly released?: boolean;
+}
+
+/**
+ * A lease lock on one S3 object, taken with conditional writes (`If-None-Match: *` when absent,
+ * `If-Match: <etag>` to take over a free or expired lock). The lease must outlast a run
+ * (the Lambda timeout), so a crashed run's lock frees itself.
+ */
+export class S3RunLock implements RunLock {
+  #etag: string | undefined;
+
+  constructor(
+    private readonly s3: S3Client,
+    private readonly bucket: string,
+    private readonly key: string,
+    private readonly owner: string,
+    private readonly leaseMs: number,
+    private readonly clock: () => Date = () => new Date(),
+  ) {}
+
+  async acquire(): Promise<boolean> {
+    const current = await readText(this.s3, this.bucket, this.key);
+    const body: LockBody = {
+      owner: this.owner,
+      expiresAt: new Date(this.clock().getTime() + this.leaseMs).toISOString(),
+    };
+    if (current) {
+      let held: LockBody | undefined;
+      try {
+        held = JSON.parse(current.text) as LockBody;
+      } catch {
+        held = undefined; // unreadable lock: treat as free
+      }
+      if (held && !held.released && Date.parse(held.expiresAt) > this.clock().getTime())
+        return false;
+    }
+    try {
+      const r = await this.s3.send(
+        new PutObjectCommand({
+          Bucket: this.bucket,
+          Key: this.key,
+          Body: JSON.stringify(body),
+          ContentType: 'application/json',
+          ...(current?.etag ? { IfMatch: current.etag } : { IfNoneMatch: '*' }),
+        }),
+      );
+      this.#etag = r.ETag;
+      return true;
+    } catch (err) {
+      if (awsStatus(err) === 412 || awsStatus(err) === 409) return false; // another run won the race
+      throw new StoreError(describeAwsError(err, `s3://${this.bucket}/${this.key}`), {
+        cause: err,
+      });
+    }
+  }
+
+  async release(): Promise<void> {
+    if (!this.#etag) return;
+    const body: LockBody = {
+      owner: this.owner,
+      expiresAt: this.clock().toISOString(),
+      released: true,
+    };
+    try {
+      await this.s3.send(
+        new PutObjectCommand({
+          Bucket: this.bucket,
+          Key: this.key,
+          Body: JSON.stringify(body),
+          ContentType: 'application/json',
+          IfMatch: this.#etag,
+        }),
+      );
+    } catch (err) {
+      // 412: our lease ran out and another run took over; its lock is not ours to free.
+      if (awsStatus(err) !== 412) throw err;
+    } finally {
+      this.#etag = undefined;
+    }
+  }
+}

@@ -1,0 +1,135 @@
+/**
+ * The scheduled Lambda function: the same mint run as `regtoken mint`, with its settings from
+ * the environment (read once, on the first invocation) and its logs and metrics through
+ * Powertools for AWS Lambda (JSON on stdout; metrics in CloudWatch embedded metric format).
+ *
+ * It is invoked by EventBridge Scheduler and by S3 notifications on the grants object. The
+ * event only says *that* something happened: each run reads the latest grants itself, under
+ * the run lock, so duplicated or reordered events are harmless. A run in which some principal
+ * got no new token throws, so Lambda's retries, the failure destination and the alarms see it.
+ */
+
+import { Logger } from '@aws-lambda-powertools/logger';
+import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
+import type { Context } from 'aws-lambda';
+import { AwsClients } from './adapters/aws.js';
+import type { Logger as LoggerPort, Metrics as MetricsPort } from './core/ports.js';
+import { type EnvSettings, readEnv, required } from './env.js';
+import { ConfigError, RunIncompleteError } from './errors.js';
+import { type RunSettings, runMint } from './run.js';
+
+/** Settings for the function from its environment; a missing required one fails by name. */
+export function lambdaSettings(env: EnvSettings): RunSettings {
+  return {
+    config: required(env.config, 'REGTOKEN_CONFIG'),
+    out: required(env.out, 'REGTOKEN_OUT'),
+    signingKey: required(env.signingKey, 'REGTOKEN_SIGNING_KEY'),
+    repositories: env.repositories,
+    minterArns: env.minterArns,
+    trustedKeys: env.trustedKeys,
+    signingMode: env.signingMode,
+    lockLease: env.lockLease,
+  };
+}
+
+/** What a run reports back to the invoker (also logged). */
+export interface HandlerResult {
+  readonly skipped: boolean;
+  readonly configVersion?: string | undefined;
+  readonly minted?: number;
+  readonly removed?: number;
+  readonly unknown?: number;
+  readonly passes?: number;
+}
+
+/** Builds a handler around injected settings and clients (tests) or the environment (Lambda). */
+export function createHandler(
+  options: {
+    settings?: () => RunSettings;
+    aws?: AwsClients;
+    logger?: Logger;
+    metrics?: Metrics;
+    clock?: () => Date;
+  } = {},
+) {
+  const logger = options.logger ?? new Logger({ serviceName: 'regtoken' });
+  const metrics =
+    options.metrics ?? new Metrics({ namespace: 'regtoken', serviceName: 'regtoken' });
+  const aws = options.aws ?? new AwsClients();
+  let settings: RunSettings | undefined;
+
+  const log: LoggerPort = {
+    debug: (m, a) => logger.debug(m, a ?? {}),
+    info: (m, a) => logger.info(m, a ?? {}),
+    warn: (m, a) => logger.warn(m, a ?? {}),
+    error: (m, a) => logger.error(m, a ?? {}),
+  };
+  const metricsPort: MetricsPort = {
+    count: (name, value) => metrics.addMetric(name, MetricUnit.Count, value),
+    duration: (name, ms) => metrics.addMetric(name, MetricUnit.Milliseconds, ms),
+    metadata: (key, value) => metrics.addMetadata(key, value),
+  };
+
+  return async (event: unknown, context?: Context): Promise<HandlerResult> => {
+    if (context) logger.addContext(context);
+    logger.info('run started', { trigger: describeTrigger(event) });
+    try {
+      settings ??= (options.settings ?? (() => lambdaSettings(readEnv())))();
+      const run = await runMint(settings, {
+        aws,
+        logger: log,
+        metrics: metricsPort,
+        ...(options.clock ? { clock: options.clock } : {}),
+      });
+      if (run.skipped) {
+        metrics.addMetric('RunsSkipped', MetricUnit.Count, 1);
+        return { skipped: true };
+      }
+      const { result } = run;
+      if (result.failed.length) {
+        metrics.addMetric('RunsFailed', MetricUnit.Count, 1);
+        throw new RunIncompleteError(
+          `${result.failed.length} principal(s) got no new token: ${result.failed.map((f) => `${f.principal}: ${f.reason}`).join('; ')}`,
+          result.failed.map((f) => f.principal),
+        );
+      }
+      metrics.addMetric('RunsSucceeded', MetricUnit.Count, 1);
+      return {
+        skipped: false,
+        configVersion: result.configVersion,
+        minted: result.tokens.length,
+        removed: result.removed.length,
+        unknown: result.unknown.length,
+        passes: run.passes,
+      };
+    } catch (err) {
+      if (!(err instanceof RunIncompleteError))
+        metrics.addMetric('RunsFailed', MetricUnit.Count, 1);
+      // A bad grants file: every problem as file:line:col, nothing written.
+      if (err instanceof ConfigError)
+        logger.error('grants file invalid; nothing written', { issues: err.message.split('\n') });
+      else
+        logger.error('run failed', {
+          error: (err as Error).message,
+          code: (err as { code?: string }).code,
+        });
+      throw err;
+    } finally {
+      metrics.publishStoredMetrics();
+    }
+  };
+}
+
+function describeTrigger(event: unknown): string {
+  const e = event as {
+    Records?: { eventSource?: string; s3?: { object?: { key?: string } } }[];
+    source?: string;
+  };
+  const record = e?.Records?.[0];
+  if (record?.eventSource === 'aws:s3') return `s3:${record.s3?.object?.key ?? '?'}`;
+  if (typeof e?.source === 'string') return e.source;
+  return 'schedule';
+}
+
+/** The Lambda entry point. */
+export const handler = createHandler();

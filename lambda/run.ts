@@ -1,0 +1,156 @@
+/**
+ * Turns settings (flags or environment) into a wired mint run. The CLI and the Lambda handler
+ * both call {@link runMint}; they differ only in where the settings come from and how results
+ * are reported. Adapters are chosen by location: `s3://` → S3, `kms:` → AWS KMS, anything else
+ * → the local filesystem and a PEM file.
+ */
+
+import { randomUUID } from 'node:crypto';
+import type { AwsClients } from './adapters/aws.js';
+import { FileConfigSource, FileInventory, FileTokenStore } from './adapters/filesystem.js';
+import { IamPrincipalDirectory } from './adapters/iam.js';
+import { KmsSigner, type KmsSigningMode } from './adapters/kms.js';
+import { PemSigner } from './adapters/pem-signer.js';
+import {
+  isS3Url,
+  parseS3Url,
+  S3ConfigSource,
+  S3Inventory,
+  S3RunLock,
+  S3TokenStore,
+} from './adapters/s3.js';
+import { parseDuration } from './core/duration.js';
+import type { ConfigSource, Logger, Metrics, RunLock, Signer, TokenStore } from './core/ports.js';
+import { parsePrincipal } from './core/principal.js';
+import { EnvError, UsageError } from './errors.js';
+import { type ExclusiveResult, type MintDeps, mint, mintExclusive } from './mint.js';
+
+/** Where the local signing key lives when none is given: created there on first run. */
+export const DEFAULT_SIGNING_KEY = '.regtoken/signing-key.pem';
+/** Default run-lock lease: the longest a Lambda function can run. */
+export const DEFAULT_LOCK_LEASE_SECONDS = 15 * 60;
+
+/** Everything a mint run needs to know, whichever entry point gathered it. */
+export interface RunSettings {
+  readonly config: string;
+  readonly out: string;
+  /** A PEM path, `kms:KEY_ID_OR_ALIAS`, or undefined for the default local key. */
+  readonly signingKey: string | undefined;
+  readonly repositories: string | undefined;
+  readonly minterArns: readonly string[];
+  readonly trustedKeys: readonly string[];
+  readonly signingMode: string | undefined;
+  readonly lockLease: string | undefined;
+}
+
+export interface RunContext {
+  readonly aws: AwsClients;
+  readonly logger: Logger;
+  readonly metrics: Metrics;
+  /** Called when the default local signing key had to be created. */
+  readonly onKeyCreated?: (path: string) => void;
+  readonly clock?: () => Date;
+}
+
+export function configSource(location: string, aws: AwsClients): ConfigSource {
+  return isS3Url(location)
+    ? new S3ConfigSource(aws.s3, parseS3Url(location, 'object'))
+    : new FileConfigSource(location);
+}
+
+export function inventory(location: string, aws: AwsClients) {
+  return isS3Url(location)
+    ? new S3Inventory(aws.s3, parseS3Url(location, 'prefix'))
+    : new FileInventory(location);
+}
+
+function signer(settings: RunSettings, ctx: RunContext): Signer {
+  const key = settings.signingKey;
+  if (key?.startsWith('kms:')) {
+    const mode = settings.signingMode ?? 'certificate';
+    if (mode !== 'certificate' && mode !== 'direct')
+      throw new EnvError(
+        `REGTOKEN_SIGNING_MODE is "${mode}": use certificate (the default) or direct`,
+      );
+    const keyId = key.slice('kms:'.length);
+    if (!keyId)
+      throw new UsageError('--signing-key kms: needs a key id, ARN or alias (kms:alias/NAME)');
+    return new KmsSigner(ctx.aws.kms, keyId, {
+      mode: mode as KmsSigningMode,
+      trustedKeyIds: settings.trustedKeys.map((k) => k.replace(/^kms:/, '')),
+    });
+  }
+  if (key === undefined)
+    return new PemSigner(
+      DEFAULT_SIGNING_KEY,
+      ctx.onKeyCreated ? { create: true, onCreate: ctx.onKeyCreated } : { create: true },
+    );
+  return new PemSigner(key, { create: false });
+}
+
+function leaseMs(settings: RunSettings): number {
+  if (settings.lockLease === undefined) return DEFAULT_LOCK_LEASE_SECONDS * 1000;
+  const seconds = parseDuration(settings.lockLease);
+  if (!seconds)
+    throw new EnvError(`REGTOKEN_LOCK_LEASE is "${settings.lockLease}": write a duration like 15m`);
+  return seconds * 1000;
+}
+
+/** The S3 store with its bucket-policy settings; REGTOKEN_MINTER_ARNS is required there. */
+function s3Store(settings: RunSettings, aws: AwsClients): S3TokenStore {
+  if (settings.minterArns.length === 0)
+    throw new EnvError(
+      'REGTOKEN_MINTER_ARNS is not set: the IAM roles or users (comma-separated ARNs) allowed to write the token bucket; regtoken writes the bucket policy that keeps each token readable by its owner only',
+    );
+  const partitions = new Set<string>();
+  for (const arn of settings.minterArns) {
+    const p = parsePrincipal(arn);
+    if (!p.ok) throw new EnvError(`REGTOKEN_MINTER_ARNS: ${p.reason}`);
+    partitions.add(p.value.partition);
+  }
+  const [partition, ...more] = [...partitions];
+  if (!partition || more.length)
+    throw new EnvError('REGTOKEN_MINTER_ARNS: all minters must be in the same partition');
+  return new S3TokenStore(aws.s3, parseS3Url(settings.out, 'prefix'), {
+    minterArns: settings.minterArns,
+    partition: partition as 'aws',
+  });
+}
+
+/** Builds the ports for a run. Throws a user-facing error for bad settings, before any I/O. */
+export function wire(settings: RunSettings, ctx: RunContext): { deps: MintDeps; lock?: RunLock } {
+  const onS3 = isS3Url(settings.out);
+  const store: TokenStore = onS3 ? s3Store(settings, ctx.aws) : new FileTokenStore(settings.out);
+  const deps: MintDeps = {
+    config: configSource(settings.config, ctx.aws),
+    store,
+    signer: signer(settings, ctx),
+    inventory: settings.repositories ? inventory(settings.repositories, ctx.aws) : undefined,
+    // Principals are checked against IAM only when minting into AWS.
+    principals: onS3 ? new IamPrincipalDirectory(ctx.aws.iam, ctx.aws.sts) : undefined,
+    logger: ctx.logger,
+    metrics: ctx.metrics,
+    ...(ctx.clock ? { clock: ctx.clock } : {}),
+  };
+  if (!onS3) return { deps };
+  const at = parseS3Url(settings.out, 'prefix');
+  const lock = new S3RunLock(
+    ctx.aws.s3,
+    at.bucket,
+    at.key ? `${at.key}/state/lock.json` : 'state/lock.json',
+    randomUUID(),
+    leaseMs(settings),
+    ctx.clock,
+  );
+  return { deps, lock };
+}
+
+/**
+ * Runs one mint with these settings: under the run lock when minting into S3, directly on a
+ * local folder (a single writer by assumption).
+ */
+export async function runMint(settings: RunSettings, ctx: RunContext): Promise<ExclusiveResult> {
+  const { deps, lock } = wire(settings, ctx);
+  if (lock) return mintExclusive(deps, lock);
+  return { skipped: false, result: await mint(deps), passes: 1 };
+}
