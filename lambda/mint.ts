@@ -140,7 +140,8 @@ export async function mint(deps: MintDeps): Promise<MintResult> {
     resolved = resolved.filter((r) => !skip.has(r.principal.arn));
   }
   const now = clock();
-  const maxTtl = Math.max(...resolved.map((r) => r.ttlSeconds));
+  // The per-run certificate must outlive the longest token (or the default, if none is minted).
+  const maxTtl = resolved.reduce((m, r) => Math.max(m, r.ttlSeconds), config.tokenTtlSeconds);
   const key = await deps.signer.prepare({
     now,
     notAfter: new Date(now.getTime() + maxTtl * 1000),
@@ -293,6 +294,9 @@ export type ExclusiveResult =
  * leaves tokens of the newest config.
  */
 export async function mintExclusive(deps: MintDeps, lock: RunLock): Promise<ExclusiveResult> {
+  // A bad grants file must leave the store exactly as it was, lock object included: check it
+  // before taking the lock (the run reads it again under the lock, to mint the latest).
+  await loadGrants(deps.config);
   let last: MintResult | undefined;
   for (let pass = 1; pass <= MAX_PASSES; pass++) {
     if (!(await lock.acquire())) {
@@ -303,9 +307,12 @@ export async function mintExclusive(deps: MintDeps, lock: RunLock): Promise<Excl
     }
     try {
       last = await mint(deps);
-    } finally {
-      await lock.release();
+    } catch (err) {
+      // Free the lock for the next run, but report the run's own error, not a release failure.
+      await lock.release().catch(() => undefined);
+      throw err;
     }
+    await lock.release();
     const current = await deps.config.currentVersion?.();
     if (current === undefined || current === last.configVersion)
       return { skipped: false, result: last, passes: pass };

@@ -1,0 +1,157 @@
+/**
+ * A loopback HTTP proxy in front of moto_server that injects faults a real server cannot be
+ * made to produce on demand: throttling (503 SlowDown), server errors (500), and slow answers.
+ * The AWS SDK talks to it through AWS_ENDPOINT_URL exactly as it would talk to S3, so retries,
+ * backoff and error handling run for real; only the failing answers are made up.
+ *
+ * It also keeps S3 bucket policies itself (PUT/GET/DELETE `?policy`) instead of passing them
+ * to moto: moto 5.2 half-enforces a stored bucket policy on object reads and writes, treating
+ * every statement with a condition it cannot check (such as `aws:SecureTransport`) as a Deny,
+ * which would make every request after the first policy write fail with 403. Real S3 evaluates
+ * policies; here their meaning is checked with an independent evaluator (test/helpers/iam-eval.ts).
+ */
+
+import { createServer, type IncomingMessage, request, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+/** One fault rule: requests it matches get `status` (or a delay) while `times` lasts. */
+export interface FaultRule {
+  readonly method?: string;
+  /** Matched against the request path (with query string). */
+  readonly path: RegExp;
+  /** HTTP status to answer with instead of forwarding; omit to only delay. */
+  readonly status?: 500 | 503;
+  /** How many matching requests to hit; Infinity for all. */
+  times: number;
+  /** Milliseconds to wait before forwarding (or failing). */
+  readonly delayMs?: number;
+}
+
+export interface FaultProxy {
+  readonly endpoint: string;
+  /** Bucket policies written through the proxy, by bucket name. */
+  readonly policies: Map<string, string>;
+  /** Requests seen, as "METHOD path", in order. */
+  readonly seen: string[];
+  /** How many requests each rule hit. */
+  readonly hits: Map<FaultRule, number>;
+  setRules(rules: FaultRule[]): void;
+  stop(): Promise<void>;
+}
+
+const BODIES = {
+  500: '<?xml version="1.0" encoding="UTF-8"?><Error><Code>InternalError</Code><Message>We encountered an internal error. Please try again.</Message></Error>',
+  503: '<?xml version="1.0" encoding="UTF-8"?><Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>',
+};
+
+/** Starts a proxy on 127.0.0.1 forwarding to `target` (e.g. moto's endpoint). */
+export async function startFaultProxy(target: string): Promise<FaultProxy> {
+  const upstream = new URL(target);
+  let rules: FaultRule[] = [];
+  const seen: string[] = [];
+  const hits = new Map<FaultRule, number>();
+  const policies = new Map<string, string>();
+
+  /** Answers bucket-policy requests from `policies`; true when it did. */
+  const policyRequest = (
+    req: IncomingMessage,
+    res: import('node:http').ServerResponse,
+  ): boolean => {
+    const url = new URL(req.url ?? '/', 'http://proxy');
+    const parts = url.pathname.split('/').filter(Boolean);
+    const bucket = parts[0] ?? '';
+    if (!url.searchParams.has('policy') || parts.length !== 1) return false;
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      if (req.method === 'PUT') {
+        policies.set(bucket, Buffer.concat(chunks).toString('utf8'));
+        res.writeHead(204);
+        res.end();
+      } else if (req.method === 'DELETE') {
+        policies.delete(bucket);
+        res.writeHead(204);
+        res.end();
+      } else if (policies.has(bucket)) {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(policies.get(bucket));
+      } else {
+        res.writeHead(404, { 'content-type': 'application/xml' });
+        res.end(
+          `<?xml version="1.0" encoding="UTF-8"?><Error><Code>NoSuchBucketPolicy</Code><Message>The bucket policy does not exist</Message><BucketName>${bucket}</BucketName></Error>`,
+        );
+      }
+    });
+    return true;
+  };
+
+  const forward = (req: IncomingMessage, res: import('node:http').ServerResponse) => {
+    const up = request(
+      {
+        host: upstream.hostname,
+        port: upstream.port,
+        method: req.method,
+        path: req.url,
+        headers: { ...req.headers, host: `${upstream.hostname}:${upstream.port}` },
+      },
+      (upRes) => {
+        res.writeHead(upRes.statusCode ?? 502, upRes.headers);
+        upRes.pipe(res);
+      },
+    );
+    up.on('error', () => {
+      res.writeHead(502);
+      res.end();
+    });
+    req.pipe(up);
+  };
+
+  const server: Server = createServer((req, res) => {
+    const line = `${req.method} ${req.url}`;
+    seen.push(line);
+    const rule = rules.find(
+      (r) => r.times > 0 && (!r.method || r.method === req.method) && r.path.test(req.url ?? ''),
+    );
+    const act = () => {
+      if (rule?.status) {
+        // Drain the request body first, as a server would, then answer with the fault.
+        req.resume();
+        req.on('end', () => {
+          res.writeHead(rule.status as number, { 'content-type': 'application/xml' });
+          res.end(BODIES[rule.status as 500 | 503]);
+        });
+        return;
+      }
+      if (!policyRequest(req, res)) forward(req, res);
+    };
+    if (rule) {
+      rule.times -= 1;
+      hits.set(rule, (hits.get(rule) ?? 0) + 1);
+      if (rule.delayMs) {
+        req.pause();
+        setTimeout(() => {
+          req.resume();
+          act();
+        }, rule.delayMs);
+        return;
+      }
+    }
+    act();
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    endpoint: `http://127.0.0.1:${port}`,
+    policies,
+    seen,
+    hits,
+    setRules(next) {
+      rules = next;
+    },
+    stop: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}

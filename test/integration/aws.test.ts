@@ -1,0 +1,550 @@
+/**
+ * The AWS runtime end to end against moto_server (S3, IAM, KMS, STS): the Lambda handler reads
+ * the grants from a config bucket, mints with a KMS-rooted certificate, writes tagged token
+ * objects and the bucket policy, and the real registry accepts what it minted. Bucket policy
+ * semantics come from an independent evaluator, because moto stores policies without
+ * evaluating them. Faults moto cannot produce (throttling, 5xx) come from a loopback proxy.
+ */
+
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Logger } from '@aws-lambda-powertools/logger';
+import { Metrics } from '@aws-lambda-powertools/metrics';
+import {
+  CreateRoleCommand,
+  CreateUserCommand,
+  DeleteRoleCommand,
+  IAMClient,
+} from '@aws-sdk/client-iam';
+import { CreateKeyCommand, KMSClient } from '@aws-sdk/client-kms';
+import {
+  CreateBucketCommand,
+  GetBucketPolicyCommand,
+  GetObjectCommand,
+  GetObjectTaggingCommand,
+  ListObjectsV2Command,
+  PutBucketVersioningCommand,
+  PutObjectCommand,
+  S3Client,
+} from '@aws-sdk/client-s3';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
+import { decodeProtectedHeader } from 'jose';
+import { AwsClients } from '../../lambda/adapters/aws.js';
+import { buildTokenBucketPolicy } from '../../lambda/core/policy.js';
+import { ConfigError, RunIncompleteError } from '../../lambda/errors.js';
+import { createHandler } from '../../lambda/handler.js';
+import type { RunSettings } from '../../lambda/run.js';
+import { type FaultProxy, startFaultProxy } from '../helpers/fault-proxy.js';
+import { allow, decideS3 } from '../helpers/iam-eval.js';
+import { applyAwsTestEnv, type Moto, startMoto } from '../helpers/moto.js';
+import { type RunningRegistry, startRegistry } from '../helpers/registry.js';
+import { pullImage, pushImage, registryGet } from '../helpers/skopeo.js';
+import { makeTempDir, removeTempDir } from '../helpers/tmp.js';
+
+const ACCOUNT = '123456789012'; // moto's account
+const OTHER = '444455556666';
+const CONFIG_BUCKET = 'regtoken-config';
+const TOKEN_BUCKET = 'regtoken-tokens';
+const REGISTRY_BUCKET = 'registry-storage';
+const MINTER = `arn:aws:iam::${ACCOUNT}:role/regtoken-minter`;
+const ARN = {
+  ci: `arn:aws:iam::${ACCOUNT}:role/ci-runner`,
+  web: `arn:aws:iam::${ACCOUNT}:role/web/ec2-web`,
+  alice: `arn:aws:iam::${ACCOUNT}:user/alice`,
+  bob: `arn:aws:iam::${OTHER}:user/bob`,
+  deleted: `arn:aws:iam::${ACCOUNT}:role/deleted-role`,
+} as const;
+const KEY = {
+  ci: `tokens/${ACCOUNT}/role/ci-runner.json`,
+  web: `tokens/${ACCOUNT}/role/ec2-web.json`,
+  alice: `tokens/${ACCOUNT}/user/alice.json`,
+  bob: `tokens/${OTHER}/user/bob.json`,
+  deleted: `tokens/${ACCOUNT}/role/deleted-role.json`,
+} as const;
+
+const grants = (extra = '') => `version: 1
+registry: {host: registry.test, service: registry.test, issuer: regtoken}
+tokenTtl: 1h
+grants:
+  - principal: ${ARN.ci}
+    access:
+      - {repository: team-a/app, actions: [pull, push]}
+      - {repository: base/*, actions: [pull]}
+  - principals: [${ARN.web}, ${ARN.alice}]
+    ttl: 30m
+    access: [{repository: team-a/app, actions: [pull]}]
+  - principal: ${ARN.bob}
+    access: [{repository: team-a/app, actions: [pull]}]
+  - principal: ${ARN.deleted}
+    access: [{repository: team-a/app, actions: [pull]}]
+${extra}`;
+
+let moto: Moto;
+let proxy: FaultProxy;
+let restoreEnv: () => void;
+let s3: S3Client;
+let kmsKeyArn: string;
+let dir: string;
+
+const settings = (over: Partial<RunSettings> = {}): RunSettings => ({
+  config: `s3://${CONFIG_BUCKET}/grants.yaml`,
+  out: `s3://${TOKEN_BUCKET}`,
+  signingKey: `kms:${kmsKeyArn}`,
+  repositories: `s3://${REGISTRY_BUCKET}`,
+  minterArns: [MINTER],
+  trustedKeys: [],
+  signingMode: undefined,
+  lockLease: '2m',
+  ...over,
+});
+
+const quiet = () => ({
+  logger: new Logger({ serviceName: 'regtoken', logLevel: 'SILENT' }),
+  metrics: new Metrics({ namespace: 'regtoken', serviceName: 'regtoken', singleMetric: false }),
+});
+
+function handler(over: Partial<RunSettings> = {}, aws = new AwsClients()) {
+  return createHandler({ settings: () => settings(over), aws, ...quiet() });
+}
+
+async function putConfig(text: string): Promise<string | undefined> {
+  const r = await s3.send(
+    new PutObjectCommand({ Bucket: CONFIG_BUCKET, Key: 'grants.yaml', Body: text }),
+  );
+  return r.VersionId;
+}
+
+async function getText(bucket: string, key: string): Promise<string> {
+  const r = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+  return (await r.Body?.transformToString()) ?? '';
+}
+
+async function tokenDoc(key: string) {
+  return JSON.parse(await getText(TOKEN_BUCKET, key));
+}
+
+/** Every object in the token bucket with its ETag, plus the bucket policy. */
+async function bucketState(): Promise<Record<string, string>> {
+  const out: Record<string, string> = {};
+  const list = await s3.send(new ListObjectsV2Command({ Bucket: TOKEN_BUCKET }));
+  for (const o of list.Contents ?? []) out[o.Key ?? ''] = o.ETag ?? '';
+  out['(policy)'] = await s3
+    .send(new GetBucketPolicyCommand({ Bucket: TOKEN_BUCKET }))
+    .then((r) => r.Policy ?? '')
+    .catch(() => '(none)');
+  return out;
+}
+
+async function tokenKeys(): Promise<string[]> {
+  const list = await s3.send(new ListObjectsV2Command({ Bucket: TOKEN_BUCKET, Prefix: 'tokens/' }));
+  return (list.Contents ?? []).map((o) => o.Key ?? '').sort();
+}
+
+beforeAll(async () => {
+  moto = await startMoto();
+  // Every AWS call goes through the proxy: it keeps bucket policies (see fault-proxy.ts) and
+  // injects the faults some tests ask for.
+  proxy = await startFaultProxy(moto.endpoint);
+  restoreEnv = applyAwsTestEnv(proxy.endpoint);
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
+  dir = await makeTempDir('aws-');
+}, 60_000);
+
+afterAll(async () => {
+  restoreEnv?.();
+  await proxy?.stop();
+  await moto?.stop();
+  await removeTempDir(dir);
+});
+
+beforeEach(async () => {
+  await moto.reset();
+  proxy.policies.clear();
+  proxy.setRules([]);
+  s3 = new S3Client({});
+  const iam = new IAMClient({});
+  const kms = new KMSClient({});
+  for (const b of [CONFIG_BUCKET, TOKEN_BUCKET, REGISTRY_BUCKET])
+    await s3.send(new CreateBucketCommand({ Bucket: b }));
+  await s3.send(
+    new PutBucketVersioningCommand({
+      Bucket: CONFIG_BUCKET,
+      VersioningConfiguration: { Status: 'Enabled' },
+    }),
+  );
+  const trust = JSON.stringify({ Version: '2012-10-17', Statement: [] });
+  for (const [name, path] of [
+    ['ci-runner', '/'],
+    ['ec2-web', '/web/'],
+    ['regtoken-minter', '/'],
+  ] as const)
+    await iam.send(
+      new CreateRoleCommand({ RoleName: name, Path: path, AssumeRolePolicyDocument: trust }),
+    );
+  await iam.send(new CreateUserCommand({ UserName: 'alice' }));
+  const key = await kms.send(
+    new CreateKeyCommand({ KeySpec: 'ECC_NIST_P256', KeyUsage: 'SIGN_VERIFY' }),
+  );
+  kmsKeyArn = key.KeyMetadata?.Arn ?? '';
+  // The registry's own S3 storage: two repositories under base/.
+  for (const repo of ['base/alpine', 'base/debian', 'team-a/app'])
+    await s3.send(
+      new PutObjectCommand({
+        Bucket: REGISTRY_BUCKET,
+        Key: `docker/registry/v2/repositories/${repo}/_manifests/tags/latest/current/link`,
+        Body: 'sha256:0',
+      }),
+    );
+  await putConfig(grants());
+});
+
+describe('the handler mints into S3', () => {
+  it('writes one tagged token object per known principal, the trust bundle and the policy', async () => {
+    const result = await handler()({});
+    expect(result).toMatchObject({ skipped: false, minted: 4, unknown: 1, removed: 0, passes: 1 });
+    expect(await tokenKeys()).toEqual([KEY.ci, KEY.web, KEY.alice, KEY.bob].sort());
+
+    for (const [name, key] of Object.entries({
+      ci: KEY.ci,
+      web: KEY.web,
+      alice: KEY.alice,
+      bob: KEY.bob,
+    })) {
+      const tags = await s3.send(new GetObjectTaggingCommand({ Bucket: TOKEN_BUCKET, Key: key }));
+      expect(tags.TagSet).toEqual([{ Key: 'owner', Value: ARN[name as keyof typeof ARN] }]);
+    }
+    const ci = await tokenDoc(KEY.ci);
+    expect(ci).toMatchObject({ principal: ARN.ci, registry: 'registry.test' });
+    // base/* expanded against the registry's S3 storage.
+    expect(ci.access).toEqual([
+      { type: 'repository', name: 'base/alpine', actions: ['pull'] },
+      { type: 'repository', name: 'base/debian', actions: ['pull'] },
+      { type: 'repository', name: 'team-a/app', actions: ['pull', 'push'] },
+    ]);
+    const web = await tokenDoc(KEY.web);
+    expect(Date.parse(web.expiresAt) - Date.parse(web.issuedAt)).toBe(30 * 60_000);
+    // The token carries a per-run certificate chain, not a kid.
+    const header = decodeProtectedHeader(ci.token);
+    expect(header).toMatchObject({ alg: 'ES256', typ: 'JWT' });
+    expect(header.x5c).toHaveLength(1);
+
+    expect(await getText(TOKEN_BUCKET, 'trust/bundle.pem')).toMatch(/^-----BEGIN CERTIFICATE-----/);
+    expect(JSON.parse(await getText(TOKEN_BUCKET, 'trust/jwks.json')).keys).toHaveLength(1);
+    const policy = JSON.parse(
+      (await s3.send(new GetBucketPolicyCommand({ Bucket: TOKEN_BUCKET }))).Policy ?? '',
+    );
+    expect(proxy.policies.get(TOKEN_BUCKET)).toBe(JSON.stringify(policy));
+    expect(policy).toEqual(
+      buildTokenBucketPolicy({
+        bucket: TOKEN_BUCKET,
+        prefix: '',
+        partition: 'aws',
+        readerAccounts: [ACCOUNT, OTHER],
+        minterArns: [MINTER],
+      }),
+    );
+  });
+
+  it('reuses the root certificate and replaces the per-run signing certificate', async () => {
+    await handler()({});
+    const bundle = await getText(TOKEN_BUCKET, 'trust/bundle.pem');
+    const first = decodeProtectedHeader((await tokenDoc(KEY.ci)).token).x5c;
+    await handler()({});
+    expect(await getText(TOKEN_BUCKET, 'trust/bundle.pem')).toBe(bundle);
+    expect(decodeProtectedHeader((await tokenDoc(KEY.ci)).token).x5c).not.toEqual(first);
+  });
+
+  it('removes the token of a principal dropped from the config, and only that one', async () => {
+    await handler()({});
+    await putConfig(grants().replace(`[${ARN.web}, ${ARN.alice}]`, `[${ARN.web}]`));
+    const result = await handler()({});
+    expect(result.removed).toBe(1);
+    expect(await tokenKeys()).toEqual([KEY.ci, KEY.web, KEY.bob].sort());
+  });
+
+  it('skips a deleted principal without blocking anyone, and deletes its old token', async () => {
+    // The role existed at the first run, then was deleted.
+    const iam = new IAMClient({});
+    await iam.send(
+      new CreateRoleCommand({ RoleName: 'deleted-role', AssumeRolePolicyDocument: '{}' }),
+    );
+    await handler()({});
+    expect(await tokenKeys()).toContain(KEY.deleted);
+    await iam.send(new DeleteRoleCommand({ RoleName: 'deleted-role' }));
+    const result = await handler()({});
+    expect(result).toMatchObject({ minted: 4, unknown: 1 });
+    expect(await tokenKeys()).toEqual([KEY.ci, KEY.web, KEY.alice, KEY.bob].sort());
+  });
+
+  it('fails a bad config object before any write, naming file, line and column', async () => {
+    await handler()({});
+    const before = await bucketState();
+    await putConfig(grants().replace('actions: [pull, push]', 'actions: [pull, pusj]'));
+    const err = await handler()({}).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ConfigError);
+    expect((err as Error).message).toBe(
+      `s3://${CONFIG_BUCKET}/grants.yaml:7:50: unknown action "pusj" (allowed: pull, push, delete, *)`,
+    );
+    expect(await bucketState()).toEqual(before);
+  });
+
+  it('fails loudly, by name, when a required setting is missing', async () => {
+    const run = createHandler({
+      settings: () => {
+        throw new Error('unreachable');
+      },
+      ...quiet(),
+    });
+    await expect(run({})).rejects.toThrow('unreachable');
+    const { lambdaSettings } = await import('../../lambda/handler.js');
+    const { readEnv } = await import('../../lambda/env.js');
+    expect(() => lambdaSettings(readEnv({ REGTOKEN_CONFIG: 's3://a-b/c' }))).toThrow(
+      'REGTOKEN_OUT is not set',
+    );
+    const noMinters = handler({ minterArns: [] });
+    await expect(noMinters({})).rejects.toThrow('REGTOKEN_MINTER_ARNS is not set');
+  });
+
+  it('never writes a token or key material to the log', async () => {
+    const lines: string[] = [];
+    const write = process.stdout.write.bind(process.stdout);
+    process.stdout.write = ((chunk: string | Uint8Array) => {
+      lines.push(String(chunk));
+      return true;
+    }) as typeof process.stdout.write;
+    try {
+      const logged = createHandler({
+        settings: () => settings(),
+        aws: new AwsClients(),
+        logger: new Logger({ serviceName: 'regtoken', logLevel: 'DEBUG' }),
+        metrics: new Metrics({ namespace: 'regtoken', serviceName: 'regtoken' }),
+      });
+      await logged({});
+    } finally {
+      process.stdout.write = write;
+    }
+    const log = lines.join('');
+    expect(log).toContain('"message":"mint finished"');
+    expect(log).toContain('"TokensMinted"');
+    for (const key of [KEY.ci, KEY.web, KEY.alice, KEY.bob]) {
+      const { token } = await tokenDoc(key);
+      expect(log).not.toContain(token);
+      expect(log).not.toContain(token.split('.')[2]); // not even the signature
+    }
+    expect(log).not.toMatch(/PRIVATE KEY|"d":"/);
+  });
+});
+
+describe('only the owner can read its token (policy as written, independent evaluator)', () => {
+  let policy: unknown;
+  beforeEach(async () => {
+    await handler()({});
+    policy = JSON.parse(
+      (await s3.send(new GetBucketPolicyCommand({ Bucket: TOKEN_BUCKET }))).Policy ?? '',
+    );
+  });
+  const tokens = `arn:aws:s3:::${TOKEN_BUCKET}/tokens/*`;
+  const own = allow('s3:GetObject', tokens);
+  const everything = allow('s3:*', '*');
+  const A = 'Allowed';
+  const I = 'ImplicitlyDenied';
+  const X = 'ExplicitlyDenied';
+  // who (request principal, aws:PrincipalArn) × object × action × identity policy → decision
+  const TABLE: [
+    string,
+    string | undefined,
+    string | undefined,
+    keyof typeof KEY | 'bucket',
+    string,
+    unknown[],
+    string,
+  ][] = [
+    ['role reads its own token', ARN.ci, ARN.ci, 'ci', 's3:GetObject', [own], A],
+    ['role reads another token', ARN.ci, ARN.ci, 'alice', 's3:GetObject', [own], X],
+    ['role with s3:* reads another token', ARN.ci, ARN.ci, 'web', 's3:GetObject', [everything], X],
+    ['role with s3:* lists the bucket', ARN.ci, ARN.ci, 'bucket', 's3:ListBucket', [everything], X],
+    [
+      'role with s3:* re-tags another token',
+      ARN.ci,
+      ARN.ci,
+      'alice',
+      's3:PutObjectTagging',
+      [everything],
+      X,
+    ],
+    ['role without identity grant', ARN.ci, ARN.ci, 'ci', 's3:GetObject', [], I],
+    ['role with a path reads its own token', ARN.web, ARN.web, 'web', 's3:GetObject', [own], A],
+    [
+      'EC2 instance-profile session of that role',
+      `arn:aws:sts::${ACCOUNT}:assumed-role/ec2-web/i-0abc`,
+      ARN.web,
+      'web',
+      's3:GetObject',
+      [own],
+      A,
+    ],
+    [
+      'that session reads another token',
+      `arn:aws:sts::${ACCOUNT}:assumed-role/ec2-web/i-0abc`,
+      ARN.web,
+      'ci',
+      's3:GetObject',
+      [own],
+      X,
+    ],
+    ['IAM user reads its own token', ARN.alice, ARN.alice, 'alice', 's3:GetObject', [own], A],
+    ['cross-account user with identity policy', ARN.bob, ARN.bob, 'bob', 's3:GetObject', [own], A],
+    ['cross-account user without identity policy', ARN.bob, ARN.bob, 'bob', 's3:GetObject', [], I],
+    [
+      'cross-account user reads another token',
+      ARN.bob,
+      ARN.bob,
+      'alice',
+      's3:GetObject',
+      [everything],
+      X,
+    ],
+    [
+      'account not in the config',
+      'arn:aws:iam::999988887777:role/x',
+      'arn:aws:iam::999988887777:role/x',
+      'ci',
+      's3:GetObject',
+      [everything],
+      X,
+    ],
+    ['anonymous', undefined, undefined, 'ci', 's3:GetObject', [], I],
+    ['the minter writes', MINTER, MINTER, 'ci', 's3:PutObject', [everything], A],
+    ['the minter lists', MINTER, MINTER, 'bucket', 's3:ListBucket', [everything], A],
+  ];
+  it.each(TABLE)(
+    '%s',
+    async (_what, principal, principalArn, object, action, identity, expected) => {
+      const owner = object === 'bucket' ? undefined : ARN[object];
+      const decision = await decideS3({
+        bucketPolicy: policy,
+        bucket: TOKEN_BUCKET,
+        bucketAccount: ACCOUNT,
+        ...(principal ? { principal } : {}),
+        ...(principalArn ? { principalArn } : {}),
+        action,
+        ...(object === 'bucket' ? {} : { key: KEY[object], ownerTag: owner }),
+        identityPolicies: identity,
+      });
+      expect(decision).toBe(expected);
+    },
+  );
+});
+
+describe('the registry accepts tokens minted on AWS', () => {
+  let registry: RunningRegistry;
+  afterAll(async () => registry?.stop());
+
+  it('verifies per-run certificate tokens and KMS-signed (direct) tokens against the published bundle', async () => {
+    await handler()({});
+    const bundle = join(dir, 'bundle.pem');
+    writeFileSync(bundle, await getText(TOKEN_BUCKET, 'trust/bundle.pem'));
+    registry = await startRegistry({
+      service: 'registry.test',
+      issuer: 'regtoken',
+      rootCertBundlePath: bundle,
+    });
+    const ci = (await tokenDoc(KEY.ci)).token;
+    const alice = (await tokenDoc(KEY.alice)).token;
+    expect((await pushImage(registry.host, 'team-a/app', ci)).ok).toBe(true);
+    expect((await pullImage(registry.host, 'team-a/app', alice)).ok).toBe(true);
+    expect((await pushImage(registry.host, 'team-a/app', alice)).ok).toBe(false);
+    expect((await pushImage(registry.host, 'team-b/app', ci)).ok).toBe(false);
+    expect((await registryGet(registry.url, '/v2/_catalog', ci)).status).toBe(401);
+
+    // A second run signs with a new ephemeral key: no registry restart needed.
+    await handler()({});
+    const ci2 = (await tokenDoc(KEY.ci)).token;
+    expect(decodeProtectedHeader(ci2).x5c).not.toEqual(decodeProtectedHeader(ci).x5c);
+    expect((await pullImage(registry.host, 'team-a/app', ci2)).ok).toBe(true);
+
+    // Direct mode: KMS signs each token (DER → JOSE), the registry finds the key by kid.
+    await handler({ signingMode: 'direct' })({});
+    const direct = (await tokenDoc(KEY.alice)).token;
+    expect(decodeProtectedHeader(direct).kid).toMatch(/^([A-Z2-7]{4}:){11}[A-Z2-7]{4}$/);
+    expect((await pullImage(registry.host, 'team-a/app', direct)).ok).toBe(true);
+  }, 60_000);
+});
+
+describe('faults', () => {
+  it('retries throttling and 5xx with backoff and finishes', async () => {
+    proxy.setRules([
+      { method: 'PUT', path: /ci-runner\.json/, status: 503, times: 2 },
+      { method: 'PUT', path: /alice\.json/, status: 500, times: 1 },
+    ]);
+    const result = await handler()({});
+    expect(result.minted).toBe(4);
+    expect(proxy.hits.size).toBe(2);
+    expect([...proxy.hits.values()]).toEqual([2, 1]);
+  });
+
+  it('keeps the previous token of a principal whose write keeps failing; others are unaffected', async () => {
+    await handler()({});
+    const aliceBefore = await tokenDoc(KEY.alice);
+    const ciBefore = await tokenDoc(KEY.ci);
+    proxy.setRules([
+      { method: 'PUT', path: /alice\.json/, status: 503, times: Number.POSITIVE_INFINITY },
+    ]);
+    const err = await handler()({}).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(RunIncompleteError);
+    expect((err as RunIncompleteError).failed).toEqual([ARN.alice]);
+    expect((err as Error).message).toContain(`could not write s3://${TOKEN_BUCKET}/${KEY.alice}`);
+    expect(await tokenDoc(KEY.alice)).toEqual(aliceBefore);
+    expect((await tokenDoc(KEY.ci)).token).not.toBe(ciBefore.token);
+    expect(await tokenKeys()).toEqual([KEY.ci, KEY.web, KEY.alice, KEY.bob].sort());
+  }, 60_000);
+});
+
+describe('overlapping runs', () => {
+  it('never leaves tokens of an older config after a run of a newer one', async () => {
+    // Run A starts on config v1 and is slow writing tokens; meanwhile v2 is uploaded and run B
+    // (the upload's trigger) starts. B finds the lock held and steps aside; A notices the new
+    // version after releasing the lock and mints again, so the tokens end on v2.
+    proxy.setRules([
+      { method: 'PUT', path: /\/tokens\//, delayMs: 150, times: Number.POSITIVE_INFINITY },
+    ]);
+    const runA = handler()({});
+    await new Promise((r) => setTimeout(r, 300));
+    const v2 = await putConfig(grants().replace(`[${ARN.web}, ${ARN.alice}]`, `[${ARN.web}]`));
+    const b = await handler()({});
+    expect(b).toEqual({ skipped: true });
+    proxy.setRules([]);
+    const a = await runA;
+    expect(a).toMatchObject({ skipped: false, configVersion: v2, passes: 2 });
+    expect(await tokenKeys()).toEqual([KEY.ci, KEY.web, KEY.bob].sort());
+  }, 60_000);
+
+  it('takes over a lock whose holder died', async () => {
+    await s3.send(
+      new PutObjectCommand({
+        Bucket: TOKEN_BUCKET,
+        Key: 'state/lock.json',
+        Body: JSON.stringify({
+          owner: 'dead',
+          expiresAt: new Date(Date.now() - 1000).toISOString(),
+        }),
+      }),
+    );
+    expect(await handler()({})).toMatchObject({ skipped: false, minted: 4 });
+  });
+
+  it('steps aside while a live run holds the lock', async () => {
+    await s3.send(
+      new PutObjectCommand({
+        Bucket: TOKEN_BUCKET,
+        Key: 'state/lock.json',
+        Body: JSON.stringify({
+          owner: 'live',
+          expiresAt: new Date(Date.now() + 60_000).toISOString(),
+        }),
+      }),
+    );
+    expect(await handler()({})).toEqual({ skipped: true });
+    expect(await tokenKeys()).toEqual([]);
+  });
+});
