@@ -38,8 +38,13 @@ function cliLogger(ctx: CliContext): Logger {
   return {
     debug() {},
     info() {},
-    warn(message) {
-      ctx.stderr.write(`${paint(ctx.color, 'yellow', 'warning:')} ${message}\n`);
+    warn(message, attributes) {
+      const details = Object.entries(attributes ?? {})
+        .map(([k, v]) => `${k}: ${String(v)}`)
+        .join(', ');
+      ctx.stderr.write(
+        `${paint(ctx.color, 'yellow', 'warning:')} ${message}${details ? ` (${details})` : ''}\n`,
+      );
     },
     error() {},
   };

@@ -34,6 +34,7 @@ import { buildTokenBucketPolicy } from '../../lambda/core/policy.js';
 import { ConfigError, RunIncompleteError } from '../../lambda/errors.js';
 import { createHandler } from '../../lambda/handler.js';
 import type { RunSettings } from '../../lambda/run.js';
+import { cli } from '../helpers/cli.js';
 import { type FaultProxy, startFaultProxy } from '../helpers/fault-proxy.js';
 import { allow, decideS3 } from '../helpers/iam-eval.js';
 import { applyAwsTestEnv, type Moto, startMoto } from '../helpers/moto.js';
@@ -332,6 +333,69 @@ describe('the handler mints into S3', () => {
       expect(log).not.toContain(token.split('.')[2]); // not even the signature
     }
     expect(log).not.toMatch(/PRIVATE KEY|"d":"/);
+  });
+});
+
+describe('the CLI runs the same code against S3 and KMS', () => {
+  it('mints with s3:// and kms: locations and reports s3:// URLs', async () => {
+    const r = await cli(
+      [
+        'mint',
+        '--config',
+        `s3://${CONFIG_BUCKET}/grants.yaml`,
+        '--out',
+        `s3://${TOKEN_BUCKET}/prod`,
+        '--signing-key',
+        `kms:${kmsKeyArn}`,
+        '--repositories',
+        `s3://${REGISTRY_BUCKET}`,
+        '--json',
+      ],
+      { REGTOKEN_MINTER_ARNS: MINTER },
+    );
+    expect(r.stderr).toBe(
+      `warning: unknown principal: no token minted (principal: ${ARN.deleted}, reason: no such role in account ${ACCOUNT})\n`,
+    );
+    expect(r.code).toBe(0);
+    const report = JSON.parse(r.stdout);
+    expect(report.trustBundle).toBe(`s3://${TOKEN_BUCKET}/prod/trust/bundle.pem`);
+    expect(report.tokens.map((t: { path: string }) => t.path).sort()).toEqual(
+      [KEY.ci, KEY.web, KEY.alice, KEY.bob].map((k) => `s3://${TOKEN_BUCKET}/prod/${k}`).sort(),
+    );
+    expect(report.unknown).toEqual([
+      { principal: ARN.deleted, reason: `no such role in account ${ACCOUNT}` },
+    ]);
+    expect(report.configVersion).toMatch(/^[0-9a-f-]{36}$/); // the config object's version id
+  });
+
+  it('explains a missing bucket, object or setting in one line', async () => {
+    const base = ['mint', '--out', `s3://${TOKEN_BUCKET}`, '--signing-key', `kms:${kmsKeyArn}`];
+    const noObject = await cli([...base, '--config', `s3://${CONFIG_BUCKET}/nope.yaml`], {
+      REGTOKEN_MINTER_ARNS: MINTER,
+    });
+    expect(noObject).toEqual({
+      code: 1,
+      stdout: '',
+      stderr: `regtoken: s3://${CONFIG_BUCKET}/nope.yaml: no such object\n`,
+    });
+    const noMinter = await cli([...base, '--config', `s3://${CONFIG_BUCKET}/grants.yaml`]);
+    expect(noMinter.code).toBe(1);
+    expect(noMinter.stderr).toMatch(/^regtoken: REGTOKEN_MINTER_ARNS is not set: /);
+    const badUrl = await cli(['validate', 's3://x/grants.yaml']);
+    expect(badUrl.stderr).toBe(
+      'regtoken: s3://x/grants.yaml: not an S3 location (expected s3://BUCKET/KEY)\n',
+    );
+    const plan = await cli([
+      'plan',
+      '--from',
+      `s3://${CONFIG_BUCKET}/missing.yaml`,
+      '--to',
+      'examples/grants.yaml',
+    ]);
+    expect(plan.code).toBe(0);
+    expect(plan.stderr).toBe(
+      `note: s3://${CONFIG_BUCKET}/missing.yaml: no such object; planning as if nothing were deployed\n`,
+    );
   });
 });
 
