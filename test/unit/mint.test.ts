@@ -1,0 +1,254 @@
+/**
+ * The mint run and the exclusive (locked) run with in-memory ports: exact documents from a
+ * fixed clock, key and jti; failure isolation; the lock protocol's decisions.
+ */
+
+import { describe, expect, it } from '@jest/globals';
+import { localSigningKey } from '../../lambda/adapters/pem-signer.js';
+import type {
+  ConfigSource,
+  PrincipalDirectory,
+  RunLock,
+  Signer,
+  TokenDocument,
+  TokenStore,
+} from '../../lambda/core/ports.js';
+import { noMetrics, silentLogger } from '../../lambda/core/ports.js';
+import { decodeClaims } from '../../lambda/core/token.js';
+import { ConfigError } from '../../lambda/errors.js';
+import { MAX_PASSES, mint, mintExclusive } from '../../lambda/mint.js';
+import { FIXED_NOW, fixedEcKey } from '../helpers/keys.js';
+
+const grants = (extra = '') => `version: 1
+registry: {host: registry.test, service: svc, issuer: iss}
+tokenTtl: 1h
+grants:
+  - principal: arn:aws:iam::111122223333:role/ci
+    access: [{repository: team-a/app, actions: [push]}]
+  - principal: arn:aws:iam::111122223333:user/alice
+    access: [{repository: team-a/app, actions: [pull]}]
+${extra}`;
+
+/** A config source whose content can change between reads, like an S3 object being replaced. */
+class MemoryConfig implements ConfigSource {
+  readonly name = 'mem://grants.yaml';
+  reads = 0;
+  constructor(
+    public text: string,
+    public version = 'v1',
+    private readonly onRead?: (self: MemoryConfig) => void,
+  ) {}
+  async read() {
+    this.reads += 1;
+    const result = { text: this.text, version: this.version };
+    this.onRead?.(this);
+    return result;
+  }
+  async currentVersion() {
+    return this.version;
+  }
+}
+
+class MemoryStore implements TokenStore {
+  readonly concurrency = 4;
+  docs = new Map<string, TokenDocument>();
+  bundle: string | undefined;
+  failing = new Set<string>();
+  writes = 0;
+  locate(key: string) {
+    return `mem://${key}`;
+  }
+  async listTokenKeys() {
+    return [...this.docs.keys()].sort();
+  }
+  async putToken(key: string, doc: TokenDocument) {
+    this.writes += 1;
+    if (this.failing.has(key)) throw new Error('SlowDown (HTTP 503)');
+    this.docs.set(key, doc);
+  }
+  async deleteToken(key: string) {
+    this.docs.delete(key);
+  }
+  async readTrustBundle() {
+    return this.bundle;
+  }
+  async publishTrust(t: { bundlePem: string }) {
+    this.bundle = t.bundlePem;
+    return { bundle: 'mem://trust/bundle.pem', jwks: 'mem://trust/jwks.json' };
+  }
+}
+
+const signer: Signer = {
+  prepare: ({ now, publishedBundle }) =>
+    localSigningKey(fixedEcKey(), now, publishedBundle, 'fixed key'),
+};
+
+function deps(
+  config: ConfigSource,
+  store: MemoryStore,
+  extra: Partial<Parameters<typeof mint>[0]> = {},
+) {
+  let n = 0;
+  return {
+    config,
+    store,
+    signer,
+    logger: silentLogger,
+    metrics: noMetrics,
+    clock: () => FIXED_NOW,
+    newJti: () => `jti-${++n}`,
+    ...extra,
+  };
+}
+
+describe('mint', () => {
+  it('writes exact documents from a fixed clock, key and jti', async () => {
+    const store = new MemoryStore();
+    const result = await mint(deps(new MemoryConfig(grants()), store));
+    expect(result.failed).toEqual([]);
+    const doc = store.docs.get('tokens/111122223333/role/ci.json');
+    const iat = FIXED_NOW.getTime() / 1000;
+    expect(doc).toMatchObject({
+      principal: 'arn:aws:iam::111122223333:role/ci',
+      registry: 'registry.test',
+      issuedAt: '2026-01-02T03:04:05.000Z',
+      expiresAt: '2026-01-02T04:04:05.000Z',
+      access: [{ type: 'repository', name: 'team-a/app', actions: ['pull', 'push'] }],
+    });
+    expect(decodeClaims(doc?.token ?? '')).toEqual({
+      iss: 'iss',
+      sub: 'arn:aws:iam::111122223333:role/ci',
+      aud: 'svc',
+      exp: iat + 3600,
+      nbf: iat,
+      iat,
+      jti: 'jti-1',
+      access: [{ type: 'repository', name: 'team-a/app', actions: ['pull', 'push'] }],
+    });
+  });
+
+  it('keeps the previous token of a principal whose write fails, and writes the others', async () => {
+    const store = new MemoryStore();
+    await mint(deps(new MemoryConfig(grants()), store));
+    const before = store.docs.get('tokens/111122223333/user/alice.json');
+    store.failing.add('tokens/111122223333/user/alice.json');
+    const later = deps(new MemoryConfig(grants()), store, {
+      clock: () => new Date(FIXED_NOW.getTime() + 60_000),
+    });
+    const result = await mint(later);
+    expect(result.failed).toEqual([
+      {
+        principal: 'arn:aws:iam::111122223333:user/alice',
+        reason: 'could not write mem://tokens/111122223333/user/alice.json: SlowDown (HTTP 503)',
+      },
+    ]);
+    expect(store.docs.get('tokens/111122223333/user/alice.json')).toBe(before);
+    expect(store.docs.get('tokens/111122223333/role/ci.json')?.issuedAt).toBe(
+      '2026-01-02T03:05:05.000Z',
+    );
+  });
+
+  it('skips principals IAM does not know and removes their old tokens', async () => {
+    const store = new MemoryStore();
+    await mint(deps(new MemoryConfig(grants()), store));
+    const directory: PrincipalDirectory = {
+      check: async (ps) => ({
+        unknown: ps
+          .filter((p) => p.name === 'alice')
+          .map((principal) => ({ principal, reason: 'no such user in account 111122223333' })),
+        unverified: [],
+      }),
+    };
+    const result = await mint(deps(new MemoryConfig(grants()), store, { principals: directory }));
+    expect(result.unknown).toEqual([
+      {
+        principal: 'arn:aws:iam::111122223333:user/alice',
+        reason: 'no such user in account 111122223333',
+      },
+    ]);
+    expect(result.removed).toEqual(['tokens/111122223333/user/alice.json']);
+    expect([...store.docs.keys()]).toEqual(['tokens/111122223333/role/ci.json']);
+  });
+
+  it('writes nothing at all for an invalid config', async () => {
+    const store = new MemoryStore();
+    await expect(mint(deps(new MemoryConfig('version: 2\n'), store))).rejects.toBeInstanceOf(
+      ConfigError,
+    );
+    expect(store.writes).toBe(0);
+    expect(store.bundle).toBeUndefined();
+  });
+});
+
+/** A lock that records what happened; `busy` makes acquire fail. */
+class FakeLock implements RunLock {
+  events: string[] = [];
+  constructor(public busy = false) {}
+  async acquire() {
+    this.events.push(this.busy ? 'acquire:busy' : 'acquire');
+    return !this.busy;
+  }
+  async release() {
+    this.events.push('release');
+  }
+}
+
+describe('mintExclusive', () => {
+  it('steps aside while another run holds the lock', async () => {
+    const store = new MemoryStore();
+    const lock = new FakeLock(true);
+    expect(await mintExclusive(deps(new MemoryConfig(grants()), store), lock)).toEqual({
+      skipped: true,
+    });
+    expect(store.writes).toBe(0);
+  });
+
+  it('mints again when the config changed during the run, ending on the newest version', async () => {
+    const store = new MemoryStore();
+    const lock = new FakeLock();
+    // The first read under the lock (after the pre-check) sees v1; then v2 lands mid-run.
+    const config = new MemoryConfig(grants(), 'v1', (self) => {
+      if (self.reads === 2) {
+        self.text = grants().replace(
+          / {2}- principal: arn:aws:iam::111122223333:user\/alice\n.*\n/,
+          '',
+        );
+        self.version = 'v2';
+      }
+    });
+    const r = await mintExclusive(deps(config, store), lock);
+    expect(r).toMatchObject({ skipped: false, passes: 2, result: { configVersion: 'v2' } });
+    expect(lock.events).toEqual(['acquire', 'release', 'acquire', 'release']);
+    expect([...store.docs.keys()]).toEqual(['tokens/111122223333/role/ci.json']);
+  });
+
+  it(`stops after ${MAX_PASSES} passes when the config keeps changing`, async () => {
+    const lock = new FakeLock();
+    const config = new MemoryConfig(grants(), 'v0', (self) => {
+      self.version = `v${self.reads}`;
+    });
+    const r = await mintExclusive(deps(config, new MemoryStore()), lock);
+    expect(r).toMatchObject({ skipped: false, passes: MAX_PASSES });
+  });
+
+  it('checks the config before taking the lock, so a bad one leaves even the lock untouched', async () => {
+    const lock = new FakeLock();
+    await expect(
+      mintExclusive(deps(new MemoryConfig('grants: []\n'), new MemoryStore()), lock),
+    ).rejects.toBeInstanceOf(ConfigError);
+    expect(lock.events).toEqual([]);
+  });
+
+  it('releases the lock when the run fails', async () => {
+    const lock = new FakeLock();
+    const broken: Signer = {
+      prepare: async () => {
+        throw new Error('KMS key k: access denied');
+      },
+    };
+    await expect(
+      mintExclusive(deps(new MemoryConfig(grants()), new MemoryStore(), { signer: broken }), lock),
+    ).rejects.toThrow('KMS key k: access denied');
+    expect(lock.events).toEqual(['acquire', 'release']);
+  });
+});
