@@ -1,0 +1,267 @@
+/**
+ * The regtoken stack: one {@link RegistryTokenMinter}, its signing roots, an optional alarm
+ * e-mail topic and optional GitHub roles for a config repository, with the outputs a first
+ * deployment needs (docs/deploy.md). {@link propsFromContext} reads its settings from CDK
+ * context (`-c name=value` or cdk.json), so a deployment needs no code change.
+ */
+
+import {
+  CfnOutput,
+  Duration,
+  aws_iam as iam,
+  type aws_kms as kms,
+  Stack,
+  type StackProps,
+  aws_s3 as s3,
+  aws_sns as sns,
+  aws_sns_subscriptions as subscriptions,
+} from 'aws-cdk-lib';
+import type { Construct, Node } from 'constructs';
+import { parseDuration } from '../lambda/core/duration.js';
+import { parsePrincipal } from '../lambda/core/principal.js';
+import { GitHubConfigRoles } from './github.js';
+import { createRootKey, RegistryTokenMinter } from './minter.js';
+
+/** Settings of {@link RegtokenStack}. */
+export interface RegtokenStackProps extends StackProps {
+  /**
+   * How often every token is re-minted.
+   * @default Duration.hours(1)
+   */
+  readonly schedule?: Duration;
+  /**
+   * The shortest token lifetime in the grants (see {@link RegistryTokenMinter}).
+   * @default - from `grantsFile`; required without it
+   */
+  readonly minTokenTtl?: Duration;
+  /**
+   * A grants file deployed with the stack.
+   * @default - none: a config repository uploads the grants
+   */
+  readonly grantsFile?: string;
+  /**
+   * The function's timeout.
+   * @default Duration.minutes(5)
+   */
+  readonly timeout?: Duration;
+  /**
+   * Labels of the signing roots this stack keeps (letters and digits). Each label is one KMS
+   * key; the key of a label removed from the list is retained, not deleted.
+   * @default ['1']
+   */
+  readonly rootKeys?: readonly string[];
+  /**
+   * The label of the root that signs; the other roots stay trusted (in the trust bundle).
+   * @default - the first of `rootKeys`
+   */
+  readonly signingKey?: string;
+  /**
+   * An e-mail address subscribed to the alarms.
+   * @default - alarms without actions
+   */
+  readonly alarmEmail?: string;
+  /**
+   * The GitHub config repository (`OWNER/NAME`) whose workflow plans and uploads the grants.
+   * @default - no GitHub roles
+   */
+  readonly githubRepository?: string;
+  /**
+   * The account's existing GitHub OIDC provider ARN.
+   * @default - a new provider is created (an account holds only one)
+   */
+  readonly githubOidcProviderArn?: string;
+  /**
+   * The Distribution registry's S3 storage bucket, for expanding wildcard patterns.
+   * @default - none
+   */
+  readonly registryBucket?: string;
+  /**
+   * The registry's `storage.s3.rootdirectory` inside `registryBucket`.
+   * @default ''
+   */
+  readonly registryPrefix?: string;
+  /**
+   * Role or user ARNs the token bucket policy also treats as minters (break glass).
+   * @default - none
+   */
+  readonly additionalMinterArns?: readonly string[];
+}
+
+/** Shortest token lifetime assumed when none is given: a grants file's default `tokenTtl`. */
+export const DEFAULT_MIN_TOKEN_TTL = '12h';
+
+const LABEL_RE = /^[A-Za-z0-9]+$/;
+
+/** The stack the app deploys: see the module comment. */
+export class RegtokenStack extends Stack {
+  readonly minter: RegistryTokenMinter;
+  /** The signing roots by label. */
+  readonly rootKeys: ReadonlyMap<string, kms.Key>;
+  readonly github?: GitHubConfigRoles;
+
+  constructor(scope: Construct, id: string, props: RegtokenStackProps = {}) {
+    super(scope, id, {
+      description: 'regtoken: keyless, IAM-based registry tokens',
+      ...props,
+    });
+    const labels = props.rootKeys ?? ['1'];
+    if (labels.length === 0) throw new Error('RegtokenStack: rootKeys must name at least one key');
+    for (const label of labels)
+      if (!LABEL_RE.test(label))
+        throw new Error(`RegtokenStack: root key label "${label}" must be letters and digits`);
+    if (new Set(labels).size !== labels.length)
+      throw new Error(`RegtokenStack: rootKeys lists a label twice: ${labels.join(',')}`);
+    const signing = props.signingKey ?? labels[0];
+    if (signing === undefined || !labels.includes(signing))
+      throw new Error(
+        `RegtokenStack: signingKey "${signing}" is not one of rootKeys (${labels.join(',')})`,
+      );
+    const keys = new Map<string, kms.Key>();
+    for (const label of labels) keys.set(label, createRootKey(this, `RootKey${label}`));
+    this.rootKeys = keys;
+
+    let alarmTopic: sns.Topic | undefined;
+    if (props.alarmEmail) {
+      alarmTopic = new sns.Topic(this, 'Alarms', {
+        displayName: 'regtoken alarms',
+        enforceSSL: true,
+      });
+      alarmTopic.addSubscription(new subscriptions.EmailSubscription(props.alarmEmail));
+    }
+
+    const additionalMinters = (props.additionalMinterArns ?? []).map((arn, i) => {
+      const parsed = parsePrincipal(arn);
+      if (!parsed.ok) throw new Error(`RegtokenStack: additionalMinterArns: ${parsed.reason}`);
+      return parsed.value.type === 'role'
+        ? iam.Role.fromRoleArn(this, `AdditionalMinter${i}`, arn, { mutable: false })
+        : iam.User.fromUserArn(this, `AdditionalMinter${i}`, arn);
+    });
+
+    this.minter = new RegistryTokenMinter(this, 'Minter', {
+      ...(props.schedule ? { schedule: props.schedule } : {}),
+      ...(props.minTokenTtl ? { minTokenTtl: props.minTokenTtl } : {}),
+      ...(props.grantsFile ? { grantsFile: props.grantsFile } : {}),
+      ...(props.timeout ? { timeout: props.timeout } : {}),
+      signingKey: keys.get(signing) as kms.Key,
+      trustedKeys: labels.filter((l) => l !== signing).map((l) => keys.get(l) as kms.Key),
+      ...(alarmTopic ? { alarmTopic } : {}),
+      ...(props.registryBucket
+        ? {
+            registryStorage: {
+              bucket: s3.Bucket.fromBucketName(this, 'RegistryBucket', props.registryBucket),
+              prefix: props.registryPrefix ?? '',
+            },
+          }
+        : {}),
+      additionalMinters,
+    });
+
+    if (props.githubRepository) {
+      this.github = new GitHubConfigRoles(this, 'GitHub', {
+        minter: this.minter,
+        repository: props.githubRepository,
+        ...(props.githubOidcProviderArn
+          ? {
+              oidcProvider: iam.OidcProviderNative.fromOidcProviderArn(
+                this,
+                'GitHubProvider',
+                props.githubOidcProviderArn,
+              ),
+            }
+          : {}),
+      });
+      new CfnOutput(this, 'GitHubPlanRoleArn', {
+        description: 'Config repository variable REGTOKEN_PLAN_ROLE_ARN',
+        value: this.github.planRole.roleArn,
+      });
+      new CfnOutput(this, 'GitHubUploadRoleArn', {
+        description: 'Config repository variable REGTOKEN_UPLOAD_ROLE_ARN',
+        value: this.github.uploadRole.roleArn,
+      });
+    }
+
+    const m = this.minter;
+    new CfnOutput(this, 'ConfigBucketName', {
+      description: 'Config repository variable REGTOKEN_CONFIG_BUCKET',
+      value: m.configBucket.bucketName,
+    });
+    new CfnOutput(this, 'ConfigObject', {
+      description: 'Upload the grants file here; each upload mints at once',
+      value: m.configUrl,
+    });
+    new CfnOutput(this, 'TokenBucketName', { value: m.tokenBucket.bucketName });
+    new CfnOutput(this, 'TrustBundle', {
+      description:
+        "The registry's auth.token.rootcertbundle (restart the registry when it changes)",
+      value: m.trustBundleUrl,
+    });
+    new CfnOutput(this, 'SigningKeyArn', {
+      description: `The signing root (label ${signing})`,
+      value: m.signingKey.keyArn,
+    });
+    for (const [label, key] of keys)
+      new CfnOutput(this, `RootKey${label}Arn`, {
+        description: `Root key "${label}"${label === signing ? ' (signing)' : ' (trusted)'}`,
+        value: key.keyArn,
+      });
+    new CfnOutput(this, 'FunctionName', { value: m.function.functionName });
+    new CfnOutput(this, 'LogGroupName', {
+      description: "The function's logs (aws logs tail)",
+      value: m.logGroup.logGroupName,
+    });
+    new CfnOutput(this, 'FailedInvocationsQueueUrl', {
+      description: 'Invocations that failed after retries',
+      value: m.deadLetterQueue.queueUrl,
+    });
+  }
+}
+
+/**
+ * Stack settings from CDK context, each a string as given with `-c name=value` or in cdk.json:
+ * `grantsFile`, `minTokenTtl`, `schedule`, `timeout` (durations like 1h, 90m), `rootKeys`
+ * (comma-separated labels), `signingKey`, `alarmEmail`, `githubRepository`,
+ * `githubOidcProviderArn`, `registryBucket`, `registryPrefix`, `additionalMinterArns`
+ * (comma-separated). Without `grantsFile` and `minTokenTtl`, the shortest lifetime is assumed
+ * to be {@link DEFAULT_MIN_TOKEN_TTL}.
+ */
+export function propsFromContext(node: Node): RegtokenStackProps {
+  const text = (name: string): string | undefined => {
+    const v = node.tryGetContext(name);
+    if (v === undefined || v === null) return undefined;
+    const s = String(v).trim();
+    return s === '' ? undefined : s;
+  };
+  const duration = (name: string): Duration | undefined => {
+    const v = text(name);
+    if (v === undefined) return undefined;
+    const seconds = parseDuration(v);
+    if (!seconds) throw new Error(`context ${name}="${v}" is not a duration like 1h or 90m`);
+    return Duration.seconds(seconds);
+  };
+  const list = (name: string): string[] | undefined =>
+    text(name)
+      ?.split(',')
+      .map((s) => s.trim())
+      .filter(Boolean);
+  const grantsFile = text('grantsFile');
+  const minTokenTtl =
+    duration('minTokenTtl') ??
+    (grantsFile ? undefined : Duration.seconds(parseDuration(DEFAULT_MIN_TOKEN_TTL) ?? 0));
+  const props: Record<string, unknown> = {
+    grantsFile,
+    minTokenTtl,
+    schedule: duration('schedule'),
+    timeout: duration('timeout'),
+    rootKeys: list('rootKeys'),
+    signingKey: text('signingKey'),
+    alarmEmail: text('alarmEmail'),
+    githubRepository: text('githubRepository'),
+    githubOidcProviderArn: text('githubOidcProviderArn'),
+    registryBucket: text('registryBucket'),
+    registryPrefix: text('registryPrefix'),
+    additionalMinterArns: list('additionalMinterArns'),
+  };
+  return Object.fromEntries(
+    Object.entries(props).filter(([, v]) => v !== undefined),
+  ) as RegtokenStackProps;
+}
