@@ -23,6 +23,15 @@ export const ENV_VARS = {
     'with a KMS key: certificate (default: a per-run signing key certified by KMS) or direct (KMS signs every token)',
   REGTOKEN_LOCK_LEASE:
     'how long a run may hold the run lock, e.g. 15m (default 15m; at least the Lambda timeout)',
+  REGTOKEN_FROM:
+    'where login, token and whoami find your token: s3://TOKEN_BUCKET[/PREFIX] (--from wins; else the user config file)',
+  REGTOKEN_REGISTRY:
+    'the registry host your token must be for (login, token); default: the host in the token',
+  DOCKER_CONFIG:
+    "Docker's configuration directory; login writes its config.json (default ~/.docker)",
+  XDG_CONFIG_HOME:
+    "base directory of regtoken's user config file, XDG_CONFIG_HOME/regtoken/config.json (default ~/.config)",
+  HOME: 'your home directory, for ~/.docker and ~/.config (default: from the password database)',
   REGTOKEN_DEBUG: 'set to 1 to print stack traces of unexpected errors',
   NO_COLOR: 'set to anything to turn off colour in terminal output (no-color.org)',
 } as const;
@@ -39,6 +48,13 @@ export interface EnvSettings {
   readonly trustedKeys: readonly string[];
   readonly signingMode: string | undefined;
   readonly lockLease: string | undefined;
+  /** Client side: the token location (`s3://…`), REGTOKEN_FROM. */
+  readonly from: string | undefined;
+  /** Client side: the registry host the token must be for, REGTOKEN_REGISTRY. */
+  readonly registry: string | undefined;
+  readonly dockerConfig: string | undefined;
+  readonly xdgConfigHome: string | undefined;
+  readonly home: string | undefined;
   readonly debug: boolean;
   readonly noColor: boolean;
 }
@@ -66,6 +82,11 @@ export function readEnv(env: NodeJS.ProcessEnv = process.env): EnvSettings {
     trustedKeys: list(env, 'REGTOKEN_TRUSTED_KEYS'),
     signingMode: value(env, 'REGTOKEN_SIGNING_MODE'),
     lockLease: value(env, 'REGTOKEN_LOCK_LEASE'),
+    from: value(env, 'REGTOKEN_FROM'),
+    registry: value(env, 'REGTOKEN_REGISTRY'),
+    dockerConfig: value(env, 'DOCKER_CONFIG'),
+    xdgConfigHome: value(env, 'XDG_CONFIG_HOME'),
+    home: value(env, 'HOME'),
     debug: value(env, 'REGTOKEN_DEBUG') === '1',
     noColor: env.NO_COLOR !== undefined,
   };

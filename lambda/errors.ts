@@ -22,6 +22,7 @@ export type ErrorCode =
   | 'TOKEN_EXPIRED'
   | 'CLOCK_SKEW'
   | 'UNKNOWN_REGISTRY'
+  | 'IDENTITY_UNSUPPORTED'
   | 'LOCK_BUSY';
 
 /** Base class: an error regtoken knows how to explain. */
@@ -130,6 +131,62 @@ export class EnvError extends RegtokenError {
   override readonly name = 'EnvError';
   constructor(message: string) {
     super('ENV_MISSING', message);
+  }
+}
+
+/** No usable AWS credentials: none found, rejected by AWS, or an expired session. */
+export class NoCredentialsError extends RegtokenError {
+  override readonly name = 'NoCredentialsError';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('NO_CREDENTIALS', message, options);
+  }
+}
+
+/** The caller may not read what it asked for (not granted, or no identity policy). */
+export class AccessDeniedError extends RegtokenError {
+  override readonly name = 'AccessDeniedError';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('ACCESS_DENIED', message, options);
+  }
+}
+
+/** The caller has no token (yet) at the token location. */
+export class NoTokenError extends RegtokenError {
+  override readonly name = 'NoTokenError';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('NO_TOKEN', message, options);
+  }
+}
+
+/** The caller's token has expired (by AWS's clock too): the minter has not replaced it. */
+export class TokenExpiredError extends RegtokenError {
+  override readonly name = 'TokenExpiredError';
+  constructor(message: string) {
+    super('TOKEN_EXPIRED', message);
+  }
+}
+
+/** This machine's clock is too far off for the token's validity to be judged or used. */
+export class ClockSkewError extends RegtokenError {
+  override readonly name = 'ClockSkewError';
+  constructor(message: string) {
+    super('CLOCK_SKEW', message);
+  }
+}
+
+/** The caller's token is for another registry host than the one it asked for. */
+export class UnknownRegistryError extends RegtokenError {
+  override readonly name = 'UnknownRegistryError';
+  constructor(message: string) {
+    super('UNKNOWN_REGISTRY', message);
+  }
+}
+
+/** The caller's AWS identity cannot own a token (root user, federated user, not IAM). */
+export class UnsupportedIdentityError extends RegtokenError {
+  override readonly name = 'UnsupportedIdentityError';
+  constructor(message: string) {
+    super('IDENTITY_UNSUPPORTED', message);
   }
 }
 

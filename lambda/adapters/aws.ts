@@ -9,6 +9,7 @@ import { IAMClient } from '@aws-sdk/client-iam';
 import { KMSClient } from '@aws-sdk/client-kms';
 import { S3Client } from '@aws-sdk/client-s3';
 import { STSClient } from '@aws-sdk/client-sts';
+import { EnvError, NoCredentialsError, type RegtokenError } from '../errors.js';
 
 /**
  * Attempts per call, including the first. Throttling and 5xx answers are retried with the
@@ -78,4 +79,38 @@ export function describeAwsError(err: unknown, what: string): string {
     return `${what}: the AWS session has expired (log in again)`;
   const message = (err as SdkError)?.message?.split('\n')[0] ?? String(err);
   return `${what}: ${code}${status ? ` (HTTP ${status})` : ''}: ${message}`;
+}
+
+/** What to do when the default credential chain finds nothing. */
+export const NO_CREDENTIALS_HINT =
+  'run aws sso login (or set AWS_PROFILE), export AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or run where an instance profile or task role provides them';
+
+/**
+ * An SDK error that is about the caller's credentials or region, as a one-line user-facing
+ * error (NO_CREDENTIALS, ENV_MISSING); undefined for any other error.
+ */
+export function credentialsError(err: unknown): RegtokenError | undefined {
+  const code = awsErrorCode(err);
+  const message = ((err as SdkError)?.message ?? String(err)).split('\n')[0] ?? '';
+  if (/Could not load credentials from any providers/i.test(message))
+    return new NoCredentialsError(`no AWS credentials found: ${NO_CREDENTIALS_HINT}`, {
+      cause: err,
+    });
+  if (code === 'CredentialsProviderError' || code === 'TokenProviderError')
+    return new NoCredentialsError(`no usable AWS credentials: ${message}`, { cause: err });
+  if (code === 'ExpiredToken' || code === 'ExpiredTokenException')
+    return new NoCredentialsError(
+      'the AWS session has expired: log in again (e.g. aws sso login) and retry',
+      { cause: err },
+    );
+  if (['InvalidClientTokenId', 'InvalidAccessKeyId', 'SignatureDoesNotMatch'].includes(code))
+    return new NoCredentialsError(
+      `AWS rejected the credentials (${code}): check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE`,
+      { cause: err },
+    );
+  if (/Region is missing/i.test(message))
+    return new EnvError(
+      "no AWS region is set: set AWS_REGION (any region reaches the token bucket; on EC2 use the instance's)",
+    );
+  return undefined;
 }

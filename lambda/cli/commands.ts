@@ -11,6 +11,7 @@ import { type Logger, noMetrics } from '../core/ports.js';
 import { ConfigError, formatIssue, NotFoundError, UsageError } from '../errors.js';
 import type { MintResult } from '../mint.js';
 import { configSource, DEFAULT_SIGNING_KEY, inventory, runMint } from '../run.js';
+import { CLIENT_COMMANDS } from './client-commands.js';
 import { type CliContext, paint, table } from './io.js';
 
 export interface ParsedArgs {
@@ -273,4 +274,4 @@ Exit status: 0 plan printed, 1 a file is invalid, 2 usage error.`,
   },
 };
 
-export const COMMANDS: readonly Command[] = [validate, mintCommand, plan];
+export const COMMANDS: readonly Command[] = [validate, mintCommand, plan, ...CLIENT_COMMANDS];

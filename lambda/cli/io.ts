@@ -19,6 +19,8 @@ export interface CliContext {
   readonly color: boolean;
   /** Working directory for relative paths (defaults shown in help are relative to it). */
   readonly cwd: string;
+  /** This machine's clock; injected by tests (default: the system clock). */
+  readonly clock?: () => Date;
 }
 
 const CODES = { red: 31, yellow: 33, green: 32, bold: 1, dim: 2 } as const;

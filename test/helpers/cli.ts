@@ -11,10 +11,14 @@ export interface CliResult {
   readonly stderr: string;
 }
 
-/** Runs `regtoken ARGS...` with the given environment (default: none of regtoken's variables). */
+/**
+ * Runs `regtoken ARGS...` with the given environment (default: none of regtoken's variables) and,
+ * optionally, an injected clock for this machine.
+ */
 export async function cli(
   args: readonly string[],
   env: NodeJS.ProcessEnv = {},
+  opts: { clock?: () => Date } = {},
 ): Promise<CliResult> {
   let stdout = '';
   let stderr = '';
@@ -34,6 +38,7 @@ export async function cli(
     env: readEnv(env),
     color: false,
     cwd: process.cwd(),
+    ...(opts.clock ? { clock: opts.clock } : {}),
   });
   return { code, stdout, stderr };
 }

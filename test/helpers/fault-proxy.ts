@@ -1,6 +1,7 @@
 /**
  * A loopback HTTP proxy in front of moto_server that injects faults a real server cannot be
- * made to produce on demand: throttling (503 SlowDown), server errors (500), and slow answers.
+ * made to produce on demand: throttling (503 SlowDown), server errors (500), policy refusals
+ * (403 AccessDenied), and slow answers.
  * The AWS SDK talks to it through AWS_ENDPOINT_URL exactly as it would talk to S3, so retries,
  * backoff and error handling run for real; only the failing answers are made up.
  *
@@ -19,8 +20,11 @@ export interface FaultRule {
   readonly method?: string;
   /** Matched against the request path (with query string). */
   readonly path: RegExp;
-  /** HTTP status to answer with instead of forwarding; omit to only delay. */
-  readonly status?: 500 | 503;
+  /**
+   * HTTP status to answer with instead of forwarding; omit to only delay. 403 answers
+   * `AccessDenied`, what S3 says when a bucket policy refuses a request (moto never does).
+   */
+  readonly status?: 403 | 500 | 503;
   /** How many matching requests to hit; Infinity for all. */
   times: number;
   /** Milliseconds to wait before forwarding (or failing). */
@@ -40,6 +44,7 @@ export interface FaultProxy {
 }
 
 const BODIES = {
+  403: '<?xml version="1.0" encoding="UTF-8"?><Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>',
   500: '<?xml version="1.0" encoding="UTF-8"?><Error><Code>InternalError</Code><Message>We encountered an internal error. Please try again.</Message></Error>',
   503: '<?xml version="1.0" encoding="UTF-8"?><Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>',
 };
@@ -118,7 +123,7 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
         req.resume();
         req.on('end', () => {
           res.writeHead(rule.status as number, { 'content-type': 'application/xml' });
-          res.end(BODIES[rule.status as 500 | 503]);
+          res.end(BODIES[rule.status as 403 | 500 | 503]);
         });
         return;
       }
