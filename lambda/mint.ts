@@ -18,6 +18,7 @@ import {
   type GrantsConfig,
   needsInventory,
   type PrincipalAccess,
+  principalsOf,
   resolveAccess,
 } from './core/grants.js';
 import { mapLimit } from './core/pool.js';
@@ -77,13 +78,54 @@ export interface MintResult {
   readonly signingKey: string;
 }
 
+/**
+ * 128-bit random token IDs. They are cut from one random buffer per 256 tokens: one
+ * `randomBytes` call per token costs more than building the rest of the token's claims.
+ */
+function randomJtis(): () => string {
+  const size = 16;
+  let pool = Buffer.alloc(0);
+  let at = 0;
+  return () => {
+    if (at >= pool.length) {
+      pool = randomBytes(size * 256);
+      at = 0;
+    }
+    at += size;
+    return pool.toString('base64url', at - size, at);
+  };
+}
+
+/**
+ * The last grants text parsed, and its model. A locked run reads the grants twice (checked
+ * before the lock, minted from under it) and a warm Lambda container reads the same object run
+ * after run; parsing is the costliest step of the engine (docs/performance.md), and
+ * {@link parseGrants} is pure, so the same text from the same source is parsed once.
+ */
+let lastParsed: { file: string; text: string; config: GrantsConfig } | undefined;
+
 /** Reads and validates the grants; throws ConfigError (with every problem) before any write. */
 export async function loadGrants(source: ConfigSource): Promise<{
   config: GrantsConfig;
   version: string | undefined;
 }> {
   const { text, version } = await source.read();
-  return { config: parseGrants(text, source.name), version };
+  if (lastParsed?.file === source.name && lastParsed.text === text)
+    return { config: lastParsed.config, version };
+  const config = parseGrants(text, source.name);
+  lastParsed = { file: source.name, text, config };
+  return { config, version };
+}
+
+/**
+ * Starts `start` now and returns a function that awaits its result later. A failure is kept
+ * for that moment: it surfaces where the value is needed (as if the call had been made then),
+ * never as an unhandled rejection if the run stops earlier for another reason.
+ */
+function early<T>(start: () => Promise<T>): () => Promise<T> {
+  const promise = start();
+  promise.catch(() => undefined);
+  return () => promise;
 }
 
 /**
@@ -93,7 +135,7 @@ export async function loadGrants(source: ConfigSource): Promise<{
 export async function mint(deps: MintDeps): Promise<MintResult> {
   const { store, logger, metrics } = deps;
   const clock = deps.clock ?? (() => new Date());
-  const newJti = deps.newJti ?? (() => randomBytes(16).toString('base64url'));
+  const newJti = deps.newJti ?? randomJtis();
   const started = Date.now();
 
   const { config, version } = await loadGrants(deps.config);
@@ -103,15 +145,26 @@ export async function mint(deps: MintDeps): Promise<MintResult> {
     grants: config.grants.length,
   });
 
+  // The reads that depend only on the config start together: on S3 each is one or more round
+  // trips, and none needs another's answer. Each is awaited where the run needs it, so a
+  // failure still stops the run at the same point.
+  const { inventory: source, principals: directory } = deps;
+  const listInventory = needsInventory(config) && source ? early(() => source.list()) : undefined;
+  const checkPrincipals = directory
+    ? early(() => directory.check(principalsOf(config)))
+    : undefined;
+  const readBundle = early(() => store.readTrustBundle());
+  // Keys stored before this run: the only ones the removal pass may delete (every key this run
+  // writes is a wanted one), so listing them now finds the same stale keys as listing later.
+  const listStored = early(() => store.listTokenKeys());
+
   let inventory: string[] = [];
-  if (needsInventory(config)) {
-    if (deps.inventory) {
-      inventory = await deps.inventory.list();
-      logger.info('repository inventory read', {
-        inventory: deps.inventory.name,
-        repositories: inventory.length,
-      });
-    }
+  if (listInventory && source) {
+    inventory = await listInventory();
+    logger.info('repository inventory read', {
+      inventory: source.name,
+      repositories: inventory.length,
+    });
   }
   const warnings: string[] = [];
   if (needsInventory(config) && !deps.inventory)
@@ -121,8 +174,9 @@ export async function mint(deps: MintDeps): Promise<MintResult> {
 
   let resolved = resolveAccess(config, inventory);
   const unknown: { principal: string; reason: string }[] = [];
-  if (deps.principals) {
-    const check = await deps.principals.check(resolved.map((r) => r.principal));
+  if (checkPrincipals) {
+    // principalsOf(config) lists the principals in the order resolveAccess returns them.
+    const check = await checkPrincipals();
     const skip = new Set(check.unknown.map((u) => u.principal.arn));
     for (const u of check.unknown) {
       unknown.push({ principal: u.principal.arn, reason: u.reason });
@@ -145,18 +199,54 @@ export async function mint(deps: MintDeps): Promise<MintResult> {
   const key = await deps.signer.prepare({
     now,
     notAfter: new Date(now.getTime() + maxTtl * 1000),
-    publishedBundle: await store.readTrustBundle(),
+    publishedBundle: await readBundle(),
   });
 
-  const failed: { principal: string; reason: string }[] = [];
-  const documents: { key: string; doc: TokenDocument; access: PrincipalAccess }[] = [];
-  for (const access of resolved) {
+  // Protect before publishing: a new reader account must be in the policy before its token
+  // exists. Built from every configured account, so it does not depend on IAM lookups. The
+  // policy and the trust material are independent, so they are written side by side; a policy
+  // failure is reported first, as when they were written one after the other.
+  const [policy, published] = await Promise.allSettled([
+    store.applyReadPolicy?.([
+      ...new Set(config.grants.flatMap((g) => g.principals.map((p) => p.account))),
+    ]),
+    store.publishTrust(key.trust),
+  ]);
+  if (policy.status === 'rejected') throw policy.reason;
+  if (published.status === 'rejected') throw published.reason;
+  const trust = published.value;
+
+  // Sign and write in one pass, `store.concurrency` principals at a time: each token is signed
+  // just before it is written, so signing overlaps the writes in flight and the run never holds
+  // every token at once (docs/performance.md). Signatures are still made one at a time: in KMS
+  // direct mode each is a KMS call, and the account's Sign quota is shared. If signing fails,
+  // no further token is started and the run fails with that error once the writes in flight
+  // have ended. Warnings and failures keep the order of the config.
+  const notes: string[][] = [];
+  const tooLarge: ({ principal: string; reason: string } | undefined)[] = [];
+  const writeFailed: { principal: string; reason: string }[] = [];
+  const tokens: MintedToken[] = [];
+  let signing: Promise<string | undefined> = Promise.resolve(undefined);
+  let signError: { error: unknown } | undefined;
+  // Every token of the run has the same iat and one of a few exp values: format each once.
+  const isoTimes = new Map<number, string>();
+  const isoTime = (seconds: number): string => {
+    let iso = isoTimes.get(seconds);
+    if (iso === undefined) {
+      iso = new Date(seconds * 1000).toISOString();
+      isoTimes.set(seconds, iso);
+    }
+    return iso;
+  };
+  const work = resolved.map((access, index) => ({ access, index }));
+  await mapLimit(work, store.concurrency, async ({ access, index }) => {
+    if (signError) return;
     const arn = access.principal.arn;
+    const mine: string[] = [];
+    notes[index] = mine;
     for (const pattern of access.unmatched)
       if (deps.inventory)
-        warnings.push(
-          `${arn}: pattern "${pattern}" matches no repository in ${deps.inventory.name}`,
-        );
+        mine.push(`${arn}: pattern "${pattern}" matches no repository in ${deps.inventory.name}`);
     const claims = buildClaims({
       issuer: config.registry.issuer,
       service: config.registry.service,
@@ -166,75 +256,81 @@ export async function mint(deps: MintDeps): Promise<MintResult> {
       jti: newJti(),
       access: access.access,
     });
-    const token = await signToken(claims, key);
-    const bytes = Buffer.byteLength(token);
+    // One signature at a time, in a chain that records a failure before the next link runs.
+    const turn = signing.then(async () => {
+      if (signError) return undefined;
+      try {
+        return await signToken(claims, key);
+      } catch (error) {
+        signError = { error };
+        return undefined;
+      }
+    });
+    signing = turn;
+    const token = await turn;
+    if (token === undefined) return;
+    const bytes = token.length; // a compact JWS is ASCII: one byte per character
     if (bytes > config.registry.maxTokenBytes) {
       const reason = tooLargeReason(access, bytes, config.registry.maxTokenBytes);
-      failed.push({ principal: arn, reason });
+      tooLarge[index] = { principal: arn, reason };
       logger.error('token too large', {
         principal: arn,
         bytes,
         limit: config.registry.maxTokenBytes,
       });
-      continue;
+      return;
     }
     if (bytes > TOKEN_WARN_BYTES)
-      warnings.push(
+      mine.push(
         `${arn}: token is ${bytes} bytes, above ${TOKEN_WARN_BYTES} (proxies such as nginx reject longer headers by default)`,
       );
-    documents.push({
-      key: tokenKey(access.principal),
-      access,
-      doc: {
-        principal: arn,
-        registry: config.registry.host,
-        token,
-        issuedAt: new Date(claims.iat * 1000).toISOString(),
-        expiresAt: new Date(claims.exp * 1000).toISOString(),
-        access: access.access,
-      },
-    });
-  }
-
-  // Protect before publishing: a new reader account must be in the policy before its token
-  // exists. Built from every configured account, so it does not depend on IAM lookups.
-  await store.applyReadPolicy?.([
-    ...new Set(config.grants.flatMap((g) => g.principals.map((p) => p.account))),
-  ]);
-  const trust = await store.publishTrust(key.trust);
-
-  const tokens: MintedToken[] = [];
-  await mapLimit(documents, store.concurrency, async ({ key: k, doc, access }) => {
+    const k = tokenKey(access.principal);
+    const doc: TokenDocument = {
+      principal: arn,
+      registry: config.registry.host,
+      token,
+      issuedAt: isoTime(claims.iat),
+      expiresAt: isoTime(claims.exp),
+      access: access.access,
+    };
     try {
       await store.putToken(k, doc, access.principal);
       tokens.push({
-        principal: doc.principal,
+        principal: arn,
         key: k,
         location: store.locate(k),
         expiresAt: doc.expiresAt,
-        bytes: Buffer.byteLength(doc.token),
+        bytes,
         repositories: doc.access.filter((a) => a.type === 'repository').length,
         catalog: doc.access.some((a) => a.type === 'registry'),
       });
     } catch (err) {
       const reason = `could not write ${store.locate(k)}: ${(err as Error).message}`;
-      failed.push({ principal: doc.principal, reason });
-      logger.error('token write failed', {
-        principal: doc.principal,
-        error: (err as Error).message,
-      });
+      writeFailed.push({ principal: arn, reason });
+      logger.error('token write failed', { principal: arn, error: (err as Error).message });
     }
   });
+  if (signError) throw signError.error;
+  for (const n of notes) if (n) warnings.push(...n);
+  const failed = [
+    ...tooLarge.filter((f): f is { principal: string; reason: string } => f !== undefined),
+    ...writeFailed,
+  ];
 
   // Remove tokens only for principals that are no longer granted (absent from the config, or
   // unknown to IAM: a role deleted and recreated later must not find an old token waiting).
   const wanted = new Set(resolved.map((r) => tokenKey(r.principal)));
-  const removed: string[] = [];
-  for (const k of await store.listTokenKeys()) {
-    if (wanted.has(k)) continue;
-    await store.deleteToken(k);
-    removed.push(k);
-  }
+  const stale = (await listStored()).filter((k) => !wanted.has(k));
+  let deleteError: unknown;
+  await mapLimit(stale, store.concurrency, async (k) => {
+    try {
+      await store.deleteToken(k);
+    } catch (err) {
+      deleteError ??= err;
+    }
+  });
+  if (deleteError !== undefined) throw deleteError;
+  const removed = stale;
 
   for (const w of warnings) logger.warn(w);
   metrics.count('TokensMinted', tokens.length);

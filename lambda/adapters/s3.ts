@@ -122,11 +122,28 @@ export class S3ConfigSource implements ConfigSource {
   }
 }
 
+/** How many directories the inventory walk lists at once. */
+const WALK_CONCURRENCY = 16;
+/**
+ * Where a repository's own directories begin: the registry keeps `_manifests`, `_layers` and
+ * `_uploads` in each repository's directory, and no repository name has a component starting
+ * with `_`. So the first `/_` after the root ends a repository name.
+ */
+const REPOSITORY_END = '/_';
+
 /**
  * Repositories in a Distribution registry's S3 storage: the registry keeps each repository
  * under `PREFIX/docker/registry/v2/repositories/NAME/` with `_manifests`, `_layers` and
- * `_uploads` inside. Walked one level at a time with a delimiter, so the cost grows with the
- * number of repositories, not with the number of blobs.
+ * `_uploads` inside.
+ *
+ * One listing with the delimiter `/_` rolls every key of a repository up into one common prefix
+ * `…/repositories/NAME/_`, whatever the depth of NAME: about one call per 1,000 repositories,
+ * however many objects each holds. S3 documents the delimiter as a string grouping keys up to
+ * its first occurrence after the prefix; moto implements it so (*unverified* on AWS itself). A
+ * store that treats it otherwise (a common prefix not ending in `/_`, or a key containing `/_`
+ * returned ungrouped) is walked instead, one directory level at a time with the delimiter `/`
+ * ({@link WALK_CONCURRENCY} directories at once): one call per directory. See
+ * docs/performance.md for the measurements.
  */
 export class S3Inventory implements RepositoryInventory {
   readonly name: string;
@@ -140,41 +157,102 @@ export class S3Inventory implements RepositoryInventory {
 
   async list(): Promise<string[]> {
     const root = `${joinKey(this.at.key, 'docker/registry/v2/repositories')}/`;
-    const names: string[] = [];
-    const walk = async (prefix: string): Promise<void> => {
-      const children = await this.childPrefixes(prefix);
-      if (children.some((c) => c.startsWith('_'))) {
-        const name = prefix.slice(root.length, -1);
-        if (checkRepositoryName(name) === undefined) names.push(name);
-      }
-      for (const c of children) if (!c.startsWith('_')) await walk(`${prefix}${c}/`);
-    };
     try {
-      await walk(root);
+      const names = (await this.listGrouped(root)) ?? (await this.walk(root));
+      return names.filter((name) => checkRepositoryName(name) === undefined).sort();
     } catch (err) {
       throw new InputError(describeAwsError(err, this.name), { cause: err });
     }
-    return names.sort();
   }
 
-  private async childPrefixes(prefix: string): Promise<string[]> {
-    const out: string[] = [];
+  /** Repository names from one `/_`-delimited listing; undefined if the store did not group by it. */
+  private async listGrouped(root: string): Promise<string[] | undefined> {
+    const { prefixes, keys } = await this.listing(root, REPOSITORY_END);
+    const grouped =
+      prefixes.every((p) => p.endsWith(REPOSITORY_END)) &&
+      keys.every((k) => !k.slice(root.length).includes(REPOSITORY_END));
+    return grouped ? prefixes.map((p) => p.slice(root.length, -REPOSITORY_END.length)) : undefined;
+  }
+
+  /** Repository names found by listing every directory with the delimiter `/`. */
+  private async walk(root: string): Promise<string[]> {
+    const names: string[] = [];
+    await walk(
+      root,
+      async (prefix) => {
+        const children = (await this.listing(prefix, '/')).prefixes.map((p) =>
+          p.slice(prefix.length, -1),
+        );
+        if (children.some((c) => c.startsWith('_'))) names.push(prefix.slice(root.length, -1));
+        return children.filter((c) => !c.startsWith('_')).map((c) => `${prefix}${c}/`);
+      },
+      WALK_CONCURRENCY,
+    );
+    return names;
+  }
+
+  /** Every page of a delimited listing: the common prefixes and the keys, both in full. */
+  private async listing(
+    prefix: string,
+    delimiter: string,
+  ): Promise<{ prefixes: string[]; keys: string[] }> {
+    const prefixes: string[] = [];
+    const keys: string[] = [];
     let token: string | undefined;
     do {
       const r = await this.s3.send(
         new ListObjectsV2Command({
           Bucket: this.at.bucket,
           Prefix: prefix,
-          Delimiter: '/',
+          Delimiter: delimiter,
           ContinuationToken: token,
         }),
       );
-      for (const p of r.CommonPrefixes ?? [])
-        if (p.Prefix) out.push(p.Prefix.slice(prefix.length, -1));
+      for (const p of r.CommonPrefixes ?? []) if (p.Prefix) prefixes.push(p.Prefix);
+      for (const o of r.Contents ?? []) if (o.Key) keys.push(o.Key);
       token = r.IsTruncated ? r.NextContinuationToken : undefined;
     } while (token);
-    return out;
+    return { prefixes, keys };
   }
+}
+
+/**
+ * Visits a tree from `root` with at most `limit` visits in flight; `visit` returns the children
+ * to visit next. Rejects with the first error (visits already started still finish, unobserved).
+ */
+function walk(
+  root: string,
+  visit: (node: string) => Promise<string[]>,
+  limit: number,
+): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const queue = [root];
+    let active = 0;
+    let failed = false;
+    const pump = () => {
+      if (failed) return;
+      if (queue.length === 0 && active === 0) {
+        resolve();
+        return;
+      }
+      while (active < limit && queue.length > 0) {
+        const node = queue.shift() as string;
+        active += 1;
+        visit(node).then(
+          (children) => {
+            active -= 1;
+            queue.push(...children);
+            pump();
+          },
+          (err: unknown) => {
+            failed = true;
+            reject(err);
+          },
+        );
+      }
+    };
+    pump();
+  });
 }
 
 /** Options of the S3 token store. */
@@ -191,6 +269,11 @@ export interface S3TokenStoreOptions {
  */
 export class S3TokenStore implements TokenStore {
   readonly concurrency = 32;
+  /**
+   * The bundle as {@link readTrustBundle} last read it (undefined: none), so that
+   * {@link publishTrust} later in the same run, under the run lock, need not read it again.
+   */
+  #bundleRead: { text: string | undefined } | undefined;
 
   constructor(
     private readonly s3: S3Client,
@@ -256,7 +339,9 @@ export class S3TokenStore implements TokenStore {
 
   async readTrustBundle(): Promise<string | undefined> {
     try {
-      return (await readText(this.s3, this.at.bucket, this.key('trust/bundle.pem')))?.text;
+      const text = (await readText(this.s3, this.at.bucket, this.key('trust/bundle.pem')))?.text;
+      this.#bundleRead = { text };
+      return text;
     } catch (err) {
       throw new StoreError(describeAwsError(err, this.locate('trust/bundle.pem')), { cause: err });
     }
@@ -271,11 +356,15 @@ export class S3TokenStore implements TokenStore {
         type: 'application/json',
       },
     ];
-    for (const f of files) {
-      try {
+    const bundleRead = this.#bundleRead;
+    const results = await Promise.allSettled(
+      files.map(async (f) => {
         // Rewrite only on change, so a registry host polling the object sees real changes only.
-        const current = await readText(this.s3, this.at.bucket, this.key(f.key));
-        if (current?.text === f.body) continue;
+        const current =
+          f.key === 'trust/bundle.pem' && bundleRead
+            ? bundleRead.text
+            : (await readText(this.s3, this.at.bucket, this.key(f.key)))?.text;
+        if (current === f.body) return;
         await this.s3.send(
           new PutObjectCommand({
             Bucket: this.at.bucket,
@@ -284,10 +373,16 @@ export class S3TokenStore implements TokenStore {
             ContentType: f.type,
           }),
         );
-      } catch (err) {
-        throw new StoreError(describeAwsError(err, this.locate(f.key)), { cause: err });
-      }
-    }
+        if (f.key === 'trust/bundle.pem') this.#bundleRead = { text: f.body };
+      }),
+    );
+    // Both files are tried; the first failure (in file order) is reported.
+    results.forEach((r, i) => {
+      if (r.status === 'rejected')
+        throw new StoreError(describeAwsError(r.reason, this.locate(files[i]?.key ?? '')), {
+          cause: r.reason,
+        });
+    });
     return { bundle: this.locate('trust/bundle.pem'), jwks: this.locate('trust/jwks.json') };
   }
 

@@ -8,7 +8,7 @@
  */
 
 import type { Principal } from './principal.js';
-import { expandPattern, type RepositoryPattern } from './repository.js';
+import type { RepositoryPattern } from './repository.js';
 
 /** Where something was written in the grants file. */
 export interface Location {
@@ -86,6 +86,26 @@ export function effectiveActions(actions: Iterable<string>): string[] {
   return ACTION_ORDER.filter((a) => set.has(a));
 }
 
+/** Actions as bits, so a principal's actions on a repository are merged with one `|`. */
+const ACTION_BIT: Readonly<Record<Action, number>> = { pull: 1, push: 2, delete: 4, '*': 8 };
+const PULL = ACTION_BIT.pull;
+const PUSH = ACTION_BIT.push;
+const STAR = ACTION_BIT['*'];
+
+function actionMask(actions: readonly Action[]): number {
+  let mask = 0;
+  for (const a of actions) mask |= ACTION_BIT[a];
+  return mask;
+}
+
+/**
+ * {@link effectiveActions} of every action mask, computed once. The arrays are shared by every
+ * entry with those actions (read-only; not frozen, which makes JSON.stringify slower).
+ */
+const EFFECTIVE_ACTIONS: readonly (readonly string[])[] = Array.from({ length: 16 }, (_, mask) =>
+  effectiveActions((Object.keys(ACTION_BIT) as Action[]).filter((a) => mask & ACTION_BIT[a])),
+);
+
 /** Every distinct principal in the config, in order of first appearance. */
 export function principalsOf(config: GrantsConfig): Principal[] {
   const seen = new Map<string, Principal>();
@@ -102,86 +122,164 @@ export function needsInventory(config: GrantsConfig): boolean {
 }
 
 /**
+ * Expands wildcard patterns against one inventory. The inventory is sorted once, and a pattern
+ * is tested only against the names that start with its literal prefix (the text before its
+ * first `*`: every name a pattern matches starts with it), found by binary search; so a grants
+ * file with a `team-N/*` pattern per team costs about the number of matches, not
+ * patterns × inventory. Results are cached by pattern text: `base/**` in a thousand grants is
+ * expanded once.
+ */
+class PatternExpander {
+  #sorted: string[] | undefined;
+  readonly #cache = new Map<string, readonly string[]>();
+
+  constructor(private readonly inventory: readonly string[]) {}
+
+  expand(pattern: RepositoryPattern): readonly string[] {
+    let names = this.#cache.get(pattern.source);
+    if (!names) {
+      names = pattern.exact ? [pattern.source] : this.matches(pattern);
+      this.#cache.set(pattern.source, names);
+    }
+    return names;
+  }
+
+  private matches(pattern: RepositoryPattern): string[] {
+    this.#sorted ??= [...this.inventory].sort();
+    const sorted = this.#sorted;
+    const prefix = pattern.source.slice(0, pattern.source.indexOf('*'));
+    let lo = 0;
+    let hi = sorted.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if ((sorted[mid] as string) < prefix) lo = mid + 1;
+      else hi = mid;
+    }
+    const out: string[] = [];
+    for (let i = lo; i < sorted.length; i++) {
+      const name = sorted[i] as string;
+      if (!name.startsWith(prefix)) break;
+      // Skip duplicates in the inventory, as a set of names would.
+      if (pattern.matches(name) && out[out.length - 1] !== name) out.push(name);
+    }
+    return out;
+  }
+}
+
+/**
  * Resolves every principal's access against a repository inventory. Pure: the same config and
  * inventory always give the same result, in the same order.
+ *
+ * A principal's access depends only on which grants name it, and most principals share that
+ * combination with others (a team's services are all in the team's grant). So each distinct
+ * combination is resolved once, and its principals share the result (`access`,
+ * `contributions`, `unmatched`, `impliedPull`: read-only, never mutated). Entries for the same
+ * repository and actions are shared objects too.
  */
 export function resolveAccess(
   config: GrantsConfig,
   inventory: readonly string[] = [],
   options: { literalPatterns?: boolean } = {},
 ): PrincipalAccess[] {
-  interface Acc {
-    principal: Principal;
-    ttl: number | undefined;
-    repos: Map<string, Set<string>>;
-    catalog: boolean;
-    contributions: Map<Grant, number>;
-    unmatched: Set<string>;
+  // For plans without an inventory, a pattern stands for itself.
+  const expander = options.literalPatterns ? undefined : new PatternExpander(inventory);
+  const expand = (pattern: RepositoryPattern): readonly string[] =>
+    expander ? expander.expand(pattern) : [pattern.source];
+  const entries = new Map<string, ResourceAccess>();
+  const entry = (name: string, mask: number): ResourceAccess => {
+    const key = `${mask}:${name}`;
+    let e = entries.get(key);
+    if (!e) {
+      e = { type: 'repository', name, actions: EFFECTIVE_ACTIONS[mask] as readonly string[] };
+      entries.set(key, e);
+    }
+    return e;
+  };
+
+  // What each grant gives, computed once.
+  interface Given {
+    readonly repos: readonly { names: readonly string[]; mask: number; source: string }[];
+    readonly catalog: boolean;
+    /** Access entries the grant contributes (for explaining an oversized token). */
+    readonly count: number;
   }
-  const byArn = new Map<string, Acc>();
-  // Expanding a pattern is the costly part; grants shared by many principals expand once.
-  const expansions = new Map<RepositoryPattern, string[]>();
-  for (const grant of config.grants) {
-    for (const principal of grant.principals) {
-      let acc = byArn.get(principal.arn);
-      if (!acc) {
-        acc = {
-          principal,
-          ttl: undefined,
-          repos: new Map(),
-          catalog: false,
-          contributions: new Map(),
-          unmatched: new Set(),
-        };
-        byArn.set(principal.arn, acc);
-      }
-      acc.ttl ??= grant.ttlSeconds;
+  const given = new Map<Grant, Given>();
+  const givenBy = (grant: Grant): Given => {
+    let g = given.get(grant);
+    if (!g) {
+      const repos = [];
+      let catalog = false;
       let count = 0;
-      for (const entry of grant.access) {
-        if (entry.kind === 'catalog') {
-          acc.catalog = true;
+      for (const e of grant.access) {
+        if (e.kind === 'catalog') {
+          catalog = true;
           count += 1;
           continue;
         }
-        let names = expansions.get(entry.pattern);
-        if (!names) {
-          // For plans without an inventory, a pattern stands for itself.
-          names = options.literalPatterns
-            ? [entry.pattern.source]
-            : expandPattern(entry.pattern, inventory);
-          expansions.set(entry.pattern, names);
-        }
-        if (names.length === 0) acc.unmatched.add(entry.pattern.source);
-        for (const name of names) {
-          let actions = acc.repos.get(name);
-          if (!actions) {
-            actions = new Set();
-            acc.repos.set(name, actions);
-          }
-          for (const a of entry.actions) actions.add(a);
-        }
+        const names = expand(e.pattern);
+        repos.push({ names, mask: actionMask(e.actions), source: e.pattern.source });
         count += names.length;
       }
-      acc.contributions.set(grant, (acc.contributions.get(grant) ?? 0) + count);
+      g = { repos, catalog, count };
+      given.set(grant, g);
+    }
+    return g;
+  };
+
+  type Shared = Omit<PrincipalAccess, 'principal'>;
+  const resolve = (grants: readonly Grant[]): Shared => {
+    let ttl: number | undefined;
+    const repos = new Map<string, number>();
+    let catalog = false;
+    const contributions = new Map<Grant, number>();
+    const unmatched = new Set<string>();
+    for (const grant of grants) {
+      const g = givenBy(grant);
+      ttl ??= grant.ttlSeconds;
+      if (g.catalog) catalog = true;
+      for (const { names, mask, source } of g.repos) {
+        if (names.length === 0) unmatched.add(source);
+        for (const name of names) repos.set(name, (repos.get(name) ?? 0) | mask);
+      }
+      contributions.set(grant, (contributions.get(grant) ?? 0) + g.count);
+    }
+    const names = [...repos.keys()].sort();
+    const access: ResourceAccess[] = names.map((name) => entry(name, repos.get(name) ?? 0));
+    if (catalog) access.push({ type: 'registry', name: 'catalog', actions: ['*'] });
+    return {
+      ttlSeconds: ttl ?? config.tokenTtlSeconds,
+      access,
+      contributions,
+      unmatched: [...unmatched],
+      impliedPull: names.filter((name) => {
+        const mask = repos.get(name) ?? 0;
+        return (mask & PUSH) !== 0 && (mask & (PULL | STAR)) === 0;
+      }),
+    };
+  };
+
+  // Which grants name each principal, in file order; principals in order of first appearance.
+  const memberships = new Map<string, { principal: Principal; grants: Grant[] }>();
+  const grantIds = new Map<Grant, number>();
+  for (const grant of config.grants) {
+    grantIds.set(grant, grantIds.size);
+    for (const principal of grant.principals) {
+      let m = memberships.get(principal.arn);
+      if (!m) {
+        m = { principal, grants: [] };
+        memberships.set(principal.arn, m);
+      }
+      m.grants.push(grant);
     }
   }
-  return [...byArn.values()].map((acc) => {
-    const access: ResourceAccess[] = [...acc.repos.keys()].sort().map((name) => ({
-      type: 'repository',
-      name,
-      actions: effectiveActions(acc.repos.get(name) ?? []),
-    }));
-    if (acc.catalog) access.push({ type: 'registry', name: 'catalog', actions: ['*'] });
-    return {
-      principal: acc.principal,
-      ttlSeconds: acc.ttl ?? config.tokenTtlSeconds,
-      access,
-      contributions: acc.contributions,
-      unmatched: [...acc.unmatched],
-      impliedPull: [...acc.repos]
-        .filter(([, a]) => a.has('push') && !a.has('pull') && !a.has('*'))
-        .map(([name]) => name)
-        .sort(),
-    };
+  const byCombination = new Map<string, Shared>();
+  return [...memberships.values()].map(({ principal, grants }) => {
+    const key = grants.map((g) => grantIds.get(g)).join(',');
+    let shared = byCombination.get(key);
+    if (!shared) {
+      shared = resolve(grants);
+      byCombination.set(key, shared);
+    }
+    return { principal, ...shared };
   });
 }

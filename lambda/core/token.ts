@@ -62,13 +62,55 @@ function b64url(data: Uint8Array | string): string {
 }
 
 /**
+ * Access lists as JSON, by list. Principals named by the same grants share one list
+ * (resolveAccess), and the list is most of a token's claims, so it is serialized once. Lists
+ * are read-only (`readonly ResourceAccess[]`): one changed after signing would keep its old JSON.
+ */
+const accessJson = new WeakMap<readonly ResourceAccess[], string>();
+
+/**
+ * `JSON.stringify(claims)`, byte for byte, with the access list's JSON reused. The shortcut
+ * applies when `access` is the last of several keys (as {@link buildClaims} writes them);
+ * anything else is serialized whole.
+ */
+function claimsJson(claims: TokenClaims): string {
+  let last: string | undefined;
+  let keys = 0;
+  for (const k in claims) {
+    last = k;
+    keys += 1;
+  }
+  const { access, ...rest } = claims;
+  if (last !== 'access' || keys < 2 || !Array.isArray(access)) return JSON.stringify(claims);
+  const head = JSON.stringify(rest);
+  if (head === '{}') return JSON.stringify(claims);
+  let json = accessJson.get(access);
+  if (json === undefined) {
+    json = JSON.stringify(access);
+    accessJson.set(access, json);
+  }
+  return `${head.slice(0, -1)},"access":${json}}`;
+}
+
+/**
+ * Every token a signer signs has the same header (and an `x5c` header is a whole certificate):
+ * it is encoded once per signer, not once per token. Signers are immutable (readonly fields).
+ */
+const encodedHeaders = new WeakMap<TokenSigner, string>();
+
+/**
  * Encodes and signs a token. Returns the compact serialisation `header.claims.signature`.
  * The header is `{alg, typ: "JWT", kid | x5c}`.
  */
 export async function signToken(claims: TokenClaims, signer: TokenSigner): Promise<string> {
-  const header = { alg: signer.alg, typ: 'JWT', ...signer.keyHeader };
-  const signingInput = `${b64url(JSON.stringify(header))}.${b64url(JSON.stringify(claims))}`;
-  const signature = await signer.sign(Buffer.from(signingInput, 'ascii'));
+  let header = encodedHeaders.get(signer);
+  if (header === undefined) {
+    header = b64url(JSON.stringify({ alg: signer.alg, typ: 'JWT', ...signer.keyHeader }));
+    encodedHeaders.set(signer, header);
+  }
+  const signingInput = `${header}.${b64url(claimsJson(claims))}`;
+  // Base64url text is ASCII, for which latin1 gives the same bytes (and is the faster encoder).
+  const signature = await signer.sign(Buffer.from(signingInput, 'latin1'));
   return `${signingInput}.${b64url(signature)}`;
 }
 

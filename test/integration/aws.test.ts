@@ -570,10 +570,18 @@ describe('overlapping runs', () => {
     // (the upload's trigger) starts. B finds the lock held and steps aside; A notices the new
     // version after releasing the lock and mints again, so the tokens end on v2.
     proxy.setRules([
-      { method: 'PUT', path: /\/tokens\//, delayMs: 150, times: Number.POSITIVE_INFINITY },
+      { method: 'PUT', path: /\/tokens\//, delayMs: 500, times: Number.POSITIVE_INFINITY },
     ]);
+    const seenBefore = proxy.seen.length;
     const runA = handler()({});
-    await new Promise((r) => setTimeout(r, 300));
+    // Wait until A writes its first token (it holds the lock from then until its writes end),
+    // rather than guessing how long a run takes to get there.
+    const writing = () => proxy.seen.slice(seenBefore).some((l) => /^PUT \S*\/tokens\//.test(l));
+    const deadline = Date.now() + 10_000;
+    while (!writing()) {
+      if (Date.now() > deadline) throw new Error('run A wrote no token within 10 s');
+      await new Promise((r) => setTimeout(r, 10));
+    }
     const v2 = await putConfig(grants().replace(`[${ARN.web}, ${ARN.alice}]`, `[${ARN.web}]`));
     const b = await handler()({});
     expect(b).toEqual({ skipped: true });

@@ -170,6 +170,29 @@ describe('mint', () => {
     expect([...store.docs.keys()]).toEqual(['tokens/111122223333/role/ci.json']);
   });
 
+  it("fails the run with the signer's error when signing fails midway, starting no more tokens", async () => {
+    const store = new MemoryStore();
+    let calls = 0;
+    const failing: Signer = {
+      prepare: async (window) => {
+        const key = await signer.prepare(window);
+        return {
+          ...key,
+          sign: async (input: Uint8Array) => {
+            calls += 1;
+            if (calls === 1) throw new Error('KMS key k (Sign): ThrottlingException');
+            return key.sign(input);
+          },
+        };
+      },
+    };
+    await expect(
+      mint(deps(new MemoryConfig(grants()), store, { signer: failing })),
+    ).rejects.toThrow('KMS key k (Sign): ThrottlingException');
+    expect(calls).toBe(1); // signatures are made one at a time: the second was never started
+    expect(store.writes).toBe(0);
+  });
+
   it('writes nothing at all for an invalid config', async () => {
     const store = new MemoryStore();
     await expect(mint(deps(new MemoryConfig('version: 2\n'), store))).rejects.toBeInstanceOf(

@@ -101,6 +101,42 @@ describe('signed tokens', () => {
     await expect(compactVerify(`${h}.${forged}.${s}`, cert)).rejects.toThrow('signature');
   });
 
+  it('encode the claims exactly as JSON.stringify does, for shared and unshared access lists', async () => {
+    const config = parseGrants(
+      `version: 1
+registry: {host: r.test, service: r.test, issuer: regtoken}
+grants:
+  - principals: [arn:aws:iam::111122223333:role/a, arn:aws:iam::111122223333:role/b]
+    access: [{repository: base/*, actions: [pull]}, {catalog: true}]
+`,
+      'g.yaml',
+    );
+    const [a, b] = resolveAccess(config, ['base/alpine', 'base/debian']);
+    if (!a || !b) throw new Error('no access');
+    expect(a.access).toBe(b.access); // one list for both principals
+    const signing = await localSigningKey(fixedEcKey(), FIXED_NOW, undefined, 'k');
+    const payload = async (claims: object) =>
+      Buffer.from(
+        (await signToken(claims as Parameters<typeof signToken>[0], signing)).split('.')[1] ?? '',
+        'base64url',
+      ).toString('utf8');
+    for (const access of [a, b, a]) {
+      const claims = buildClaims({
+        issuer: 'regtoken',
+        service: 'r.test',
+        subject: access.principal.arn,
+        now: FIXED_NOW,
+        ttlSeconds: 600,
+        jti: 'j"1',
+        access: access.access,
+      });
+      expect(await payload(claims)).toBe(JSON.stringify(claims));
+    }
+    // Any other key order is serialized as it is.
+    const reordered = { access: a.access, iss: 'i', sub: 's', aud: 'a', exp: 2, nbf: 1, iat: 1 };
+    expect(await payload(reordered)).toBe(JSON.stringify(reordered));
+  });
+
   it('reuse a published certificate that already matches the key', async () => {
     const first = await localSigningKey(fixedEcKey(), FIXED_NOW, undefined, 'k');
     const again = await localSigningKey(fixedEcKey(), FIXED_NOW, first.trust.bundlePem, 'k');

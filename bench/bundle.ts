@@ -1,0 +1,130 @@
+/**
+ * The Lambda bundle as the stack deploys it, and how long a fresh Node process takes to load it.
+ *
+ * The bundle is made by the stack itself: a CDK app with the real `RegtokenStack` (settings from
+ * cdk.json's context, as `npx cdk synth` runs it) is synthesized with bundling on, so
+ * NodejsFunction runs local esbuild with exactly the options in infra/minter.ts; the function's
+ * asset is the directory holding `index.mjs`. When the stack cannot be synthesized (infra/ is
+ * missing or broken), the bench bundles lambda/handler.ts itself with the options the stack
+ * documents and says so in the report.
+ *
+ * Cold load: a new `node` process imports the bundle and reports how long `import()` took; the
+ * median of several processes. Importing creates the handler (logger, metrics, lazy SDK
+ * clients) and opens no connection, so it runs without network. It is measured with and without
+ * `--enable-source-maps`, which the stack sets in NODE_OPTIONS.
+ */
+
+import { execFileSync } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { gzipSync } from 'node:zlib';
+import { median } from './stats.js';
+
+export interface BundleResult {
+  /** How the bundle was made: `synth` (the stack's own NodejsFunction) or `esbuild` (fallback). */
+  readonly method: 'synth' | 'esbuild';
+  readonly note: string;
+  readonly file: string;
+  readonly bytes: number;
+  readonly gzipBytes: number;
+  /** The source map next to it (not loaded unless --enable-source-maps). */
+  readonly mapBytes: number;
+  /** Median cold import time (ms) with the stack's NODE_OPTIONS, and without source maps. */
+  readonly coldLoadMs: number;
+  readonly coldLoadNoSourceMapsMs: number;
+  readonly samples: readonly number[];
+  readonly samplesNoSourceMaps: readonly number[];
+}
+
+/** Options the stack documents (infra/minter.ts), for the fallback only. */
+const FALLBACK_BANNER =
+  "import { createRequire as __regtokenCreateRequire } from 'node:module'; const require = __regtokenCreateRequire(import.meta.url);";
+
+async function synthBundle(root: string, outdir: string): Promise<string> {
+  const { App } = await import('aws-cdk-lib');
+  const { propsFromContext, RegtokenStack } = await import('../infra/stack.js');
+  const cdkJson = JSON.parse(readFileSync(join(root, 'cdk.json'), 'utf8')) as {
+    context?: Record<string, unknown>;
+  };
+  const app = new App({ outdir, context: cdkJson.context ?? {} });
+  new RegtokenStack(app, 'RegtokenBench', propsFromContext(app.node));
+  app.synth();
+  const assets = readdirSync(outdir).filter(
+    (d) => d.startsWith('asset.') && existsSync(join(outdir, d, 'index.mjs')),
+  );
+  if (assets.length !== 1)
+    throw new Error(`expected one function asset with index.mjs, found ${assets.length}`);
+  return join(outdir, assets[0] as string, 'index.mjs');
+}
+
+async function esbuildBundle(root: string, outdir: string): Promise<string> {
+  const { build } = await import('esbuild');
+  const outfile = join(outdir, 'index.mjs');
+  await build({
+    entryPoints: [join(root, 'lambda/handler.ts')],
+    outfile,
+    bundle: true,
+    platform: 'node',
+    target: 'node22',
+    format: 'esm',
+    mainFields: ['module', 'main'],
+    minify: true,
+    sourcemap: true,
+    banner: { js: FALLBACK_BANNER },
+    logLevel: 'silent',
+  });
+  return outfile;
+}
+
+function coldLoad(file: string, runs: number, nodeOptions: string): number[] {
+  const script = `const t = performance.now(); await import(${JSON.stringify(pathToFileURL(file).href)}); process.stdout.write(String(performance.now() - t));`;
+  const samples: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    const out = execFileSync(process.execPath, ['--input-type=module', '-e', script], {
+      // No AWS settings and no proxy: loading must not need them (nor the network).
+      env: { PATH: process.env.PATH ?? '', NODE_OPTIONS: nodeOptions },
+      encoding: 'utf8',
+    });
+    samples.push(Number(out));
+  }
+  return samples;
+}
+
+/** Builds the bundle (synth, or the esbuild fallback) into `outdir` and measures it. */
+export async function measureBundle(
+  root: string,
+  outdir: string,
+  options: { runs: number },
+): Promise<BundleResult> {
+  rmSync(outdir, { recursive: true, force: true });
+  let method: BundleResult['method'] = 'synth';
+  let note = 'RegtokenStack synthesized with cdk.json context; the function asset as deployed';
+  let file: string;
+  try {
+    file = await synthBundle(root, outdir);
+  } catch (err) {
+    method = 'esbuild';
+    note = `fallback: the stack did not synthesize (${(err as Error).message.split('\n')[0]}); bundled lambda/handler.ts with the stack's documented esbuild options`;
+    rmSync(outdir, { recursive: true, force: true });
+    file = await esbuildBundle(root, outdir);
+  }
+  const code = readFileSync(file);
+  const map = `${file}.map`;
+  // One untimed load first, so every timed one finds the file in the page cache.
+  coldLoad(file, 1, '');
+  const samples = coldLoad(file, options.runs, '--enable-source-maps');
+  const samplesNoSourceMaps = coldLoad(file, options.runs, '');
+  return {
+    method,
+    note,
+    file,
+    bytes: code.length,
+    gzipBytes: gzipSync(code).length,
+    mapBytes: existsSync(map) ? statSync(map).size : 0,
+    coldLoadMs: median(samples),
+    coldLoadNoSourceMapsMs: median(samplesNoSourceMaps),
+    samples,
+    samplesNoSourceMaps,
+  };
+}

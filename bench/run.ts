@@ -1,0 +1,243 @@
+/**
+ * `npm run bench [-- OPTIONS]`: measures a mint run for generated workloads against the floor
+ * of the work it must do, and prints the tables (issue 6, docs/performance.md).
+ *
+ *   --sizes 100,1000,10000   principals per workload (default: all three)
+ *   --write FILE             where to write the results section (default docs/performance.md
+ *                            when run with the default sizes; otherwise nothing is written)
+ *   --no-write               never write the Markdown file
+ *   --json FILE              also write the raw results as JSON
+ *   --profile                CPU-profile every measured child into .bench/profiles/
+ *
+ * Each measurement runs in a fresh child process (peak RSS per size); the parent starts
+ * moto_server behind the loopback fault proxy (which keeps bucket policies away from moto, see
+ * test/helpers/fault-proxy.ts), prepares AWS for each size and synthesizes the stack for the
+ * bundle. Timings are wall clock on a shared machine: the report records the load average.
+ */
+
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg, release, totalmem, type } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { build } from 'esbuild';
+import { startFaultProxy } from '../test/helpers/fault-proxy.js';
+import { applyAwsTestEnv, awsChildEnv, startMoto } from '../test/helpers/moto.js';
+import { measureBundle } from './bundle.js';
+import type { AwsSetup, E2EResult } from './e2e.js';
+import { setupAws } from './e2e.js';
+import type { EngineResult } from './engine.js';
+import { generateWorkload } from './generate.js';
+import {
+  type BenchResult,
+  checkTargets,
+  type Machine,
+  renderMarkdown,
+  type SizeResult,
+  writeResults,
+} from './report.js';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const WORK = join(ROOT, '.bench');
+const DEFAULT_SIZES = [100, 1000, 10_000];
+const DOC = join(ROOT, 'docs/performance.md');
+
+/** Repetitions: enough for a stable median, few enough that 10,000 principals fit in minutes. */
+const engineReps = (n: number) => (n <= 1000 ? 9 : 5);
+const e2eReps = (n: number) => (n <= 100 ? 5 : n <= 1000 ? 3 : 1);
+
+function machine(loadBefore: number): Omit<Machine, 'loadAfter'> {
+  let cpu = cpus()[0]?.model ?? 'unknown CPU';
+  try {
+    const model = /^model name\s*:\s*(.+)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1];
+    if (model) cpu = model.trim();
+  } catch {
+    // not Linux: the os module's name will do
+  }
+  let moto = 'unknown';
+  try {
+    moto = execFileSync('python3', ['-c', 'import moto; print(moto.__version__)'], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+    }).trim();
+  } catch {
+    // moto_server still runs; its version is only informative
+  }
+  return {
+    cpu,
+    cores: cpus().length,
+    ramGiB: totalmem() / 2 ** 30,
+    node: process.versions.node,
+    os: `${type()} ${release()}`,
+    moto,
+    loadBefore,
+  };
+}
+
+/** Bundles bench/child.ts to plain JavaScript, so no TypeScript loader runs in the measured process. */
+async function buildChild(): Promise<string> {
+  const outfile = join(WORK, 'child.mjs');
+  await build({
+    entryPoints: [join(ROOT, 'bench/child.ts')],
+    outfile,
+    bundle: true,
+    platform: 'node',
+    format: 'esm',
+    target: 'node20',
+    // Dependencies load from node_modules (found from .bench/, inside the repository).
+    packages: 'external',
+    sourcemap: true,
+    keepNames: true,
+    logLevel: 'silent',
+  });
+  return outfile;
+}
+
+async function child<T>(
+  script: string,
+  args: { mode: 'engine' | 'e2e'; n: number; options: object; env?: NodeJS.ProcessEnv },
+  profile: boolean,
+): Promise<T> {
+  const out = join(WORK, `${args.mode}-${args.n}.json`);
+  const nodeArgs = ['--expose-gc', '--enable-source-maps'];
+  if (profile)
+    nodeArgs.push(
+      '--cpu-prof',
+      `--cpu-prof-dir=${join(WORK, 'profiles')}`,
+      `--cpu-prof-name=${args.mode}-${args.n}.cpuprofile`,
+    );
+  const proc = spawn(
+    process.execPath,
+    [...nodeArgs, script, args.mode, String(args.n), out, JSON.stringify(args.options)],
+    { env: args.env ?? process.env, stdio: ['ignore', 'ignore', 'pipe'] },
+  );
+  let stderr = '';
+  proc.stderr.on('data', (d: Buffer) => {
+    stderr += d.toString();
+  });
+  const code = await new Promise<number | null>((resolve) => proc.on('close', resolve));
+  if (code !== 0) throw new Error(`bench ${args.mode} ${args.n} failed (exit ${code}):\n${stderr}`);
+  return JSON.parse(readFileSync(out, 'utf8')) as T;
+}
+
+function log(message: string): void {
+  process.stderr.write(`bench: ${message}\n`);
+}
+
+export async function main(argv: readonly string[]): Promise<BenchResult> {
+  const { values } = parseArgs({
+    args: [...argv],
+    options: {
+      sizes: { type: 'string' },
+      write: { type: 'string' },
+      'no-write': { type: 'boolean', default: false },
+      json: { type: 'string' },
+      profile: { type: 'boolean', default: false },
+    },
+  });
+  const sizes = values.sizes
+    ? values.sizes.split(',').map((s) => Number(s.replaceAll('_', '').trim()))
+    : DEFAULT_SIZES;
+  if (sizes.some((n) => !Number.isInteger(n) || n < 20))
+    throw new Error(`--sizes: whole numbers of principals, at least 20 (got ${values.sizes})`);
+  const directAt = sizes.includes(1000) ? 1000 : (sizes[0] as number);
+  const writeTo = values['no-write']
+    ? undefined
+    : (values.write ?? (values.sizes === undefined ? DOC : undefined));
+
+  const started = new Date();
+  const t0 = performance.now();
+  const loadBefore = loadavg()[0] ?? 0;
+  mkdirSync(WORK, { recursive: true });
+  const script = await buildChild();
+  const profile = values.profile ?? false;
+
+  const engines = new Map<number, EngineResult>();
+  for (const n of sizes) {
+    log(`engine, ${n} principals`);
+    engines.set(
+      n,
+      await child<EngineResult>(
+        script,
+        { mode: 'engine', n, options: { reps: engineReps(n), warmup: 2 } },
+        profile,
+      ),
+    );
+  }
+
+  const results: SizeResult[] = [];
+  const moto = await startMoto();
+  const proxy = await startFaultProxy(moto.endpoint);
+  // The parent prepares AWS directly on moto; the measured child goes through the proxy.
+  const restoreEnv = applyAwsTestEnv(moto.endpoint);
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
+  try {
+    for (const n of sizes) {
+      const w = generateWorkload(n);
+      await moto.reset();
+      proxy.policies.clear();
+      log(`AWS setup, ${n} principals`);
+      const setup: AwsSetup = await setupAws(w);
+      log(`end to end, ${n} principals${n === directAt ? ' (and KMS direct mode)' : ''}`);
+      const e2e = await child<E2EResult>(
+        script,
+        {
+          mode: 'e2e',
+          n,
+          options: { reps: e2eReps(n), direct: n === directAt, setup },
+          env: {
+            ...awsChildEnv(proxy.endpoint),
+            AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
+          },
+        },
+        profile,
+      );
+      const local = w.principals.filter((p) => p.account === w.localAccount);
+      results.push({
+        n,
+        workload: {
+          accounts: w.accounts.length,
+          grants: w.grantCount,
+          repositories: w.inventory.length,
+          configBytes: Buffer.byteLength(w.configText),
+          localPrincipals: local.length,
+          deletedPrincipals: local.filter((p) => !p.exists).length,
+        },
+        engine: engines.get(n) as EngineResult,
+        setup,
+        e2e,
+      });
+    }
+  } finally {
+    restoreEnv();
+    await proxy.stop();
+    await moto.stop();
+  }
+
+  log('bundle (synthesizing the stack) and cold load');
+  const bundle = await measureBundle(ROOT, join(WORK, 'bundle'), { runs: 7 });
+
+  const result: BenchResult = {
+    startedAt: started.toISOString(),
+    durationSeconds: (performance.now() - t0) / 1000,
+    machine: { ...machine(loadBefore), loadAfter: loadavg()[0] ?? 0 },
+    sizes: results,
+    bundle,
+    directAt,
+  };
+  const markdown = renderMarkdown(result);
+  process.stdout.write(`${markdown}\n`);
+  if (writeTo) {
+    writeResults(writeTo, markdown);
+    log(`results written to ${writeTo}`);
+  }
+  if (values.json)
+    writeFileSync(
+      values.json,
+      JSON.stringify({ ...result, targets: checkTargets(result) }, null, 2),
+    );
+  return result;
+}
+
+await main(process.argv.slice(2));

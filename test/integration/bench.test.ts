@@ -1,0 +1,125 @@
+/**
+ * Smoke check of the benchmark (`npm run bench -- --sizes 100`): it runs end to end on this
+ * machine (its own moto_server, the stack's bundle) and reports every measurement with sane
+ * values. Timings are printed, never asserted: they depend on the machine and its load.
+ */
+
+import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import type { CallCounts } from '../../bench/counter.js';
+import type { BenchResult, TargetCheck } from '../../bench/report.js';
+import { makeTempDir, removeTempDir } from '../helpers/tmp.js';
+
+const ROOT = new URL('../../', import.meta.url).pathname;
+
+let dir: string;
+let stdout = '';
+let stderr = '';
+let code: number | null;
+let result: BenchResult & { targets: TargetCheck[] };
+
+const total = (calls: CallCounts, service: string) =>
+  Object.values(calls[service] ?? {}).reduce((a, b) => a + b, 0);
+
+beforeAll(async () => {
+  dir = await makeTempDir('bench-');
+  const json = join(dir, 'bench.json');
+  const proc = spawn(
+    process.execPath,
+    ['--import', 'tsx', 'bench/run.ts', '--sizes', '100', '--no-write', '--json', json],
+    { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  proc.stdout.on('data', (d: Buffer) => {
+    stdout += d.toString();
+  });
+  proc.stderr.on('data', (d: Buffer) => {
+    stderr += d.toString();
+  });
+  code = await new Promise((resolve) => proc.on('close', resolve));
+  if (code === 0) result = JSON.parse(readFileSync(json, 'utf8'));
+}, 600_000);
+
+afterAll(async () => {
+  await removeTempDir(dir);
+});
+
+describe('npm run bench -- --sizes 100', () => {
+  it('finishes and prints every table', () => {
+    expect({ code, stderr: code === 0 ? '' : stderr }).toEqual({ code: 0, stderr: '' });
+    for (const heading of [
+      '**Workloads**',
+      '**Engine only**',
+      '**End to end against moto_server**',
+      '**AWS API calls per steady-state run**',
+      '**KMS signing modes at 100 principals**',
+      '**Lambda bundle**',
+      '**Targets**',
+    ])
+      expect(stdout).toContain(heading);
+    expect(result.machine.cores).toBeGreaterThan(0);
+    expect(result.machine.node).toBe(process.versions.node);
+  });
+
+  it('signs one token per principal in the engine, and measures its floor', () => {
+    const [size] = result.sizes;
+    expect(result.sizes.map((s) => s.n)).toEqual([100]);
+    expect(size?.engine.tokens).toBe(100);
+    expect(size?.engine.engineMs).toBeGreaterThan(0);
+    expect(size?.engine.floorMs).toBeGreaterThan(0);
+    expect(size?.engine.engineSamples).toHaveLength(size?.engine.reps ?? -1);
+  });
+
+  it('mints end to end for every known principal, skips the deleted one, removes stale tokens', () => {
+    const e2e = result.sizes[0]?.e2e;
+    const workload = result.sizes[0]?.workload;
+    if (!e2e || !workload) throw new Error('no end-to-end result');
+    for (const run of [e2e.first, ...e2e.runs]) {
+      expect(run.result.skipped).toBe(false);
+      expect((run.result.minted ?? 0) + (run.result.unknown ?? 0)).toBe(100);
+      expect(run.result.unknown).toBe(workload.deletedPrincipals);
+    }
+    for (const run of e2e.runs) expect(run.result.removed).toBe(e2e.stale);
+    expect(e2e.floorSamples).toHaveLength(e2e.runs.length);
+    expect(e2e.tokenBytes.p50).toBeGreaterThan(500);
+    expect(e2e.tokenBytes.p50).toBeLessThanOrEqual(e2e.tokenBytes.max);
+    expect(e2e.documentBytes.p50).toBeGreaterThan(e2e.tokenBytes.p50);
+    expect(e2e.policyBytes).toBeGreaterThan(0);
+    expect(e2e.maxRssKiB).toBeGreaterThan(e2e.baselineRssKiB / 2);
+  });
+
+  it('makes a constant number of KMS calls per run in certificate mode, one per token in direct mode', () => {
+    const e2e = result.sizes[0]?.e2e;
+    if (!e2e?.direct) throw new Error('no direct-mode run');
+    expect(e2e.first.calls.KMS).toEqual({ GetPublicKey: 1, Sign: 2 }); // root + per-run certificate
+    for (const run of e2e.runs) expect(run.calls.KMS).toEqual({ GetPublicKey: 1, Sign: 1 });
+    expect(e2e.direct.calls.KMS).toEqual({ GetPublicKey: 1, Sign: e2e.direct.result.minted });
+  });
+
+  it('checks principals with IAM in pages, and writes each token with one PutObject', () => {
+    const size = result.sizes[0];
+    if (!size) throw new Error('no result');
+    for (const run of size.e2e.runs) {
+      expect(run.calls.STS).toEqual({ GetCallerIdentity: 1 });
+      expect(total(run.calls, 'IAM') + total(run.calls, 'STS')).toBeLessThanOrEqual(
+        Math.ceil(size.setup.iamRoles / 1000) + Math.ceil(size.setup.iamUsers / 1000) + 1,
+      );
+      // Tokens, plus the lock taken and released.
+      expect(run.calls.S3?.PutObject).toBe((run.result.minted ?? 0) + 2);
+      expect(run.calls.S3?.DeleteObject).toBe(size.e2e.stale);
+    }
+  });
+
+  it('measures the bundle the stack deploys and its cold load', () => {
+    expect(['synth', 'esbuild']).toContain(result.bundle.method);
+    expect(result.bundle.bytes).toBeGreaterThan(100_000);
+    expect(result.bundle.samples.every((ms) => ms > 0)).toBe(true);
+  });
+
+  it('checks every target of issue 6', () => {
+    expect(result.targets.map((t) => t.target)).toHaveLength(8);
+    const kms = result.targets.find((t) => t.target === 'KMS calls per run constant');
+    expect(kms?.met).toBe(true);
+  });
+});
