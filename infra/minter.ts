@@ -26,6 +26,7 @@ import {
   aws_kms as kms,
   aws_lambda as lambda,
   aws_logs as logs,
+  Names,
   aws_lambda_nodejs as nodejs,
   RemovalPolicy,
   Stack,
@@ -50,9 +51,15 @@ import { ConfigError } from '../lambda/errors.js';
 /** The repository root, found from this file so the construct works from any working directory. */
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
-/** Metric namespace and `service` dimension the function publishes under (lambda/handler.ts). */
+/** Metric namespace the function publishes under (lambda/handler.ts). */
 export const METRICS_NAMESPACE = 'regtoken';
-export const SERVICE_NAME = 'regtoken';
+/**
+ * The `service` dimension (and log field) of one deployment: unique per construct, so two
+ * deployments in one account and region never share metrics or trip each other's alarms.
+ */
+export function serviceNameOf(scope: IConstruct): string {
+  return `regtoken-${Names.uniqueId(scope)}`.slice(0, 128);
+}
 
 /** Slack on top of two schedule periods in the lifetime check: clock skew, client refresh. */
 export const LIFETIME_MARGIN = Duration.minutes(5);
@@ -665,7 +672,7 @@ export class RegistryTokenMinter extends Construct {
     // A lease outlasting the longest run, so a crashed run's lock frees itself.
     this.bind('REGTOKEN_LOCK_LEASE', formatDuration(timeout.toSeconds() + 60));
     this.bind('POWERTOOLS_LOG_LEVEL', props.logLevel ?? 'INFO');
-    this.bind('POWERTOOLS_SERVICE_NAME', SERVICE_NAME);
+    this.bind('POWERTOOLS_SERVICE_NAME', serviceNameOf(this));
     this.bind('POWERTOOLS_METRICS_NAMESPACE', METRICS_NAMESPACE);
   }
 
@@ -731,7 +738,7 @@ export class RegistryTokenMinter extends Construct {
       new cloudwatch.Metric({
         namespace: METRICS_NAMESPACE,
         metricName: name,
-        dimensionsMap: { service: SERVICE_NAME },
+        dimensionsMap: { service: serviceNameOf(this) },
         statistic,
         period: alarmPeriod,
       });

@@ -33,6 +33,10 @@ export const ENV_VARS = {
     "base directory of regtoken's user config file, XDG_CONFIG_HOME/regtoken/config.json (default ~/.config)",
   HOME: 'your home directory, for ~/.docker and ~/.config (default: from the password database)',
   REGTOKEN_DEBUG: 'set to 1 to print stack traces of unexpected errors',
+  POWERTOOLS_SERVICE_NAME:
+    "the Lambda function's service name in logs and its metrics' service dimension (default regtoken)",
+  POWERTOOLS_METRICS_NAMESPACE:
+    "the Lambda function's CloudWatch metric namespace (default regtoken)",
   NO_COLOR: 'set to anything to turn off colour in terminal output (no-color.org)',
 } as const;
 
@@ -56,6 +60,8 @@ export interface EnvSettings {
   readonly xdgConfigHome: string | undefined;
   readonly home: string | undefined;
   readonly debug: boolean;
+  readonly serviceName: string;
+  readonly metricsNamespace: string;
   readonly noColor: boolean;
 }
 
@@ -88,6 +94,8 @@ export function readEnv(env: NodeJS.ProcessEnv = process.env): EnvSettings {
     xdgConfigHome: value(env, 'XDG_CONFIG_HOME'),
     home: value(env, 'HOME'),
     debug: value(env, 'REGTOKEN_DEBUG') === '1',
+    serviceName: value(env, 'POWERTOOLS_SERVICE_NAME') ?? 'regtoken',
+    metricsNamespace: value(env, 'POWERTOOLS_METRICS_NAMESPACE') ?? 'regtoken',
     noColor: env.NO_COLOR !== undefined,
   };
 }

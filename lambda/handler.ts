@@ -52,9 +52,11 @@ export function createHandler(
     clock?: () => Date;
   } = {},
 ) {
-  const logger = options.logger ?? new Logger({ serviceName: 'regtoken' });
+  const defaults = readEnv();
+  const logger = options.logger ?? new Logger({ serviceName: defaults.serviceName });
   const metrics =
-    options.metrics ?? new Metrics({ namespace: 'regtoken', serviceName: 'regtoken' });
+    options.metrics ??
+    new Metrics({ namespace: defaults.metricsNamespace, serviceName: defaults.serviceName });
   const aws = options.aws ?? new AwsClients();
   let settings: RunSettings | undefined;
 

@@ -14,7 +14,7 @@ import {
   aws_sns as sns,
 } from 'aws-cdk-lib';
 import { Match, type Template } from 'aws-cdk-lib/assertions';
-import { RegistryTokenMinter } from '../../infra/minter.js';
+import { RegistryTokenMinter, serviceNameOf } from '../../infra/minter.js';
 import { type CfnJson, synth } from '../helpers/cdk.js';
 
 /** The CDK key-admin actions (aws-kms ADMIN_ACTIONS): management, no signing. */
@@ -196,7 +196,7 @@ describe('RegistryTokenMinter with defaults', () => {
       REGTOKEN_SIGNING_KEY: r(`kms:${minter.signingKey.keyArn}`),
       REGTOKEN_LOCK_LEASE: '6m',
       POWERTOOLS_LOG_LEVEL: 'INFO',
-      POWERTOOLS_SERVICE_NAME: 'regtoken',
+      POWERTOOLS_SERVICE_NAME: serviceNameOf(minter),
       POWERTOOLS_METRICS_NAMESPACE: 'regtoken',
     });
   });
@@ -402,7 +402,7 @@ describe('RegistryTokenMinter with defaults', () => {
             Metric: {
               Namespace: 'regtoken',
               MetricName: 'RunsFailed',
-              Dimensions: [{ Name: 'service', Value: 'regtoken' }],
+              Dimensions: [{ Name: 'service', Value: serviceNameOf(minter) }],
             },
             Period: 300,
             Stat: 'Sum',
@@ -416,7 +416,7 @@ describe('RegistryTokenMinter with defaults', () => {
     template.hasResourceProperties('AWS::CloudWatch::Alarm', {
       Namespace: 'regtoken',
       MetricName: 'RunsSucceeded',
-      Dimensions: [{ Name: 'service', Value: 'regtoken' }],
+      Dimensions: [{ Name: 'service', Value: serviceNameOf(minter) }],
       Statistic: 'Sum',
       Period: 7200,
       EvaluationPeriods: 1,
@@ -430,7 +430,7 @@ describe('RegistryTokenMinter with defaults', () => {
     template.hasResourceProperties('AWS::CloudWatch::Alarm', {
       Namespace: 'regtoken',
       MetricName: 'UnknownPrincipals',
-      Dimensions: [{ Name: 'service', Value: 'regtoken' }],
+      Dimensions: [{ Name: 'service', Value: serviceNameOf(minter) }],
       Statistic: 'Maximum',
       Period: 3600,
       ComparisonOperator: 'GreaterThanThreshold',
