@@ -19,6 +19,7 @@ import {
   S3RunLock,
   S3TokenStore,
 } from './adapters/s3.js';
+import { StsCallerIdentity } from './adapters/sts.js';
 import { parseDuration } from './core/duration.js';
 import type { ConfigSource, Logger, Metrics, RunLock, Signer, TokenStore } from './core/ports.js';
 import { parsePrincipal } from './core/principal.js';
@@ -127,7 +128,9 @@ export function wire(settings: RunSettings, ctx: RunContext): { deps: MintDeps; 
     signer: signer(settings, ctx),
     inventory: settings.repositories ? inventory(settings.repositories, ctx.aws) : undefined,
     // Principals are checked against IAM only when minting into AWS.
-    principals: onS3 ? new IamPrincipalDirectory(ctx.aws.iam, ctx.aws.sts) : undefined,
+    principals: onS3
+      ? new IamPrincipalDirectory(ctx.aws.iam, new StsCallerIdentity(ctx.aws.sts))
+      : undefined,
     logger: ctx.logger,
     metrics: ctx.metrics,
     ...(ctx.clock ? { clock: ctx.clock } : {}),

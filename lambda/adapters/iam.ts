@@ -6,9 +6,9 @@
  */
 
 import { type IAMClient, ListRolesCommand, ListUsersCommand } from '@aws-sdk/client-iam';
-import { GetCallerIdentityCommand, type STSClient } from '@aws-sdk/client-sts';
 import type { PrincipalCheck, PrincipalDirectory } from '../core/ports.js';
 import type { Principal } from '../core/principal.js';
+import type { StsCallerIdentity } from './sts.js';
 
 /** Maps lower-cased names to the ARN IAM reports (IAM names are unique ignoring case). */
 async function listArns(iam: IAMClient, type: 'role' | 'user'): Promise<Map<string, string>> {
@@ -30,22 +30,15 @@ async function listArns(iam: IAMClient, type: 'role' | 'user'): Promise<Map<stri
   return out;
 }
 
-/** The caller's account (one STS call). */
-export async function callerAccount(sts: STSClient): Promise<string> {
-  const r = await sts.send(new GetCallerIdentityCommand({}));
-  if (!r.Account) throw new Error('STS GetCallerIdentity returned no account');
-  return r.Account;
-}
-
 /** A {@link PrincipalDirectory} backed by IAM in the caller's account. */
 export class IamPrincipalDirectory implements PrincipalDirectory {
   constructor(
     private readonly iam: IAMClient,
-    private readonly sts: STSClient,
+    private readonly caller: StsCallerIdentity,
   ) {}
 
   async check(principals: readonly Principal[]): Promise<PrincipalCheck> {
-    const account = await callerAccount(this.sts);
+    const account = await this.caller.account();
     const local = principals.filter((p) => p.account === account);
     const unverified = principals.filter((p) => p.account !== account);
     const roles = local.some((p) => p.type === 'role')

@@ -13,10 +13,20 @@ export class StsCallerIdentity {
 
   /** The caller ARN (`arn:aws:sts::ACCOUNT:assumed-role/NAME/SESSION`, `arn:aws:iam::ACCOUNT:user/NAME`, …). */
   async callerArn(): Promise<string> {
+    return (await this.identity()).arn;
+  }
+
+  /** The caller's account. */
+  async account(): Promise<string> {
+    return (await this.identity()).account;
+  }
+
+  private async identity(): Promise<{ arn: string; account: string }> {
     try {
       const r = await this.sts.send(new GetCallerIdentityCommand({}));
-      if (!r.Arn) throw new StoreError('sts:GetCallerIdentity returned no ARN');
-      return r.Arn;
+      if (!r.Arn || !r.Account)
+        throw new StoreError('sts:GetCallerIdentity returned no ARN or account');
+      return { arn: r.Arn, account: r.Account };
     } catch (err) {
       if (err instanceof StoreError) throw err;
       throw (
