@@ -34,6 +34,15 @@ export async function requireBinary(cmd: string, installHint: string): Promise<s
   throw new Error(`required binary '${cmd}' not found on PATH; install it with: ${installHint}`);
 }
 
+/**
+ * Throws unless this process runs as root, naming `daemon` (dockerd and containerd need root to
+ * start at all); better than a failure buried in the daemon's log.
+ */
+export function requireRoot(daemon: string): void {
+  const uid = process.getuid?.();
+  if (uid !== 0) throw new Error(`${daemon} must run as root for these tests (uid ${uid})`);
+}
+
 /** Sends `signal` to the whole process group led by `pgid`; returns false if it no longer exists. */
 function killGroup(pgid: number, signal: NodeJS.Signals): boolean {
   try {

@@ -155,6 +155,42 @@ export async function skopeo(
   return runSkopeo((sandbox) => (typeof args === 'function' ? args(sandbox) : args));
 }
 
+/**
+ * How skopeo authenticates to the registry:
+ * - a string: a ready bearer token (`--registry-token`); skopeo never calls the realm;
+ * - `{ username, password }`: `--creds USER:PASS`; containers/image asks the registry's realm
+ *   itself (`GET` with Basic auth);
+ * - `{ identityToken }`: an auth file entry `auths[HOST] = { auth: base64(USERNAME + ':'),
+ *   identitytoken }` (username default `regtoken`); containers/image exchanges it at the realm
+ *   (`POST grant_type=refresh_token`). The `auth` field must be there: containers/image ignores
+ *   an entry whose `auth` does not decode to `USER:…`, identity token included (Docker does not).
+ */
+export type SkopeoAuth =
+  | string
+  | { username: string; password: string }
+  | { identityToken: string; username?: string };
+
+/**
+ * The flags for `auth` on one side of a command (`src`, `dest`, or `''` for inspect/list-tags);
+ * an identity token is written into the sandbox's auth file, which every command already reads.
+ */
+async function authArgs(
+  side: 'src' | 'dest' | '',
+  auth: SkopeoAuth,
+  registryHost: string,
+  authFile: string,
+): Promise<string[]> {
+  const flag = (name: string): string => (side === '' ? `--${name}` : `--${side}-${name}`);
+  if (typeof auth === 'string') return [flag('registry-token'), auth];
+  if ('password' in auth) return [flag('creds'), `${auth.username}:${auth.password}`];
+  const entry = {
+    auth: Buffer.from(`${auth.username ?? 'regtoken'}:`).toString('base64'),
+    identitytoken: auth.identityToken,
+  };
+  await writeFile(authFile, `${JSON.stringify({ auths: { [registryHost]: entry } })}\n`);
+  return [];
+}
+
 /** Extra options for {@link pushImage} and {@link pullImage}. */
 export interface SkopeoCopyOptions {
   /** Tag to push to / pull from; default `latest`. */
@@ -163,7 +199,8 @@ export interface SkopeoCopyOptions {
 
 /**
  * Pushes an image with the real skopeo client: `skopeo copy --dest-tls-verify=false
- * --dest-registry-token TOKEN IMAGE docker://HOST/REPO:latest`. Without `imageRef` it pushes the
+ * --dest-registry-token TOKEN IMAGE docker://HOST/REPO:latest` (or other credentials, see
+ * {@link SkopeoAuth}). Without `imageRef` it pushes the
  * deterministic test image from {@link buildTestImage} (written into the call's private sandbox,
  * so identical digests every time and nothing left on disk). Never throws on refusal: `ok` is
  * false and `stderr` holds skopeo's error.
@@ -171,7 +208,7 @@ export interface SkopeoCopyOptions {
 export async function pushImage(
   registryHost: string,
   repository: string,
-  token: string,
+  auth: SkopeoAuth,
   imageRef?: string,
   opts: SkopeoCopyOptions = {},
 ): Promise<SkopeoResult> {
@@ -189,8 +226,7 @@ export async function pushImage(
       '--dest-cert-dir',
       sandbox.certDir,
       '--dest-tls-verify=false',
-      '--dest-registry-token',
-      token,
+      ...(await authArgs('dest', auth, registryHost, sandbox.authFile)),
       source,
       `docker://${registryHost}/${repository}:${opts.tag ?? 'latest'}`,
     ];
@@ -199,16 +235,16 @@ export async function pushImage(
 
 /**
  * Pulls `docker://HOST/REPO:latest` with the real skopeo client (`skopeo copy
- * --src-tls-verify=false --src-registry-token TOKEN ... dir:SANDBOX`) into a temp dir that is
- * removed afterwards. Never throws on refusal: `ok` is false and `stderr` holds skopeo's error.
+ * --src-tls-verify=false --src-registry-token TOKEN ... dir:SANDBOX`, or other credentials, see
+ * {@link SkopeoAuth}) into a temp dir that is removed afterwards. Never throws on refusal: `ok` is false and `stderr` holds skopeo's error.
  */
 export async function pullImage(
   registryHost: string,
   repository: string,
-  token: string,
+  auth: SkopeoAuth,
   opts: SkopeoCopyOptions = {},
 ): Promise<SkopeoResult> {
-  return runSkopeo((sandbox) => [
+  return runSkopeo(async (sandbox) => [
     'copy',
     '--retry-times',
     '0',
@@ -219,8 +255,7 @@ export async function pullImage(
     '--src-cert-dir',
     sandbox.certDir,
     '--src-tls-verify=false',
-    '--src-registry-token',
-    token,
+    ...(await authArgs('src', auth, registryHost, sandbox.authFile)),
     `docker://${registryHost}/${repository}:${opts.tag ?? 'latest'}`,
     `dir:${path.join(sandbox.dir, 'pulled')}`,
   ]);
@@ -228,23 +263,22 @@ export async function pullImage(
 
 /**
  * Lists a repository's tags with the real skopeo client (`skopeo list-tags --tls-verify=false
- * --registry-token TOKEN docker://HOST/REPO`); on success `stdout` is skopeo's JSON
+ * --registry-token TOKEN docker://HOST/REPO`, or other credentials, see {@link SkopeoAuth}); on success `stdout` is skopeo's JSON
  * (`{"Repository": ..., "Tags": [...]}`). Never throws on refusal: `ok` is false instead.
  */
 export async function listTags(
   registryHost: string,
   repository: string,
-  token: string,
+  auth: SkopeoAuth,
 ): Promise<SkopeoResult> {
-  return runSkopeo((sandbox) => [
+  return runSkopeo(async (sandbox) => [
     'list-tags',
     '--authfile',
     sandbox.authFile,
     '--cert-dir',
     sandbox.certDir,
     '--tls-verify=false',
-    '--registry-token',
-    token,
+    ...(await authArgs('', auth, registryHost, sandbox.authFile)),
     `docker://${registryHost}/${repository}`,
   ]);
 }
