@@ -4,20 +4,13 @@
  */
 
 import { describe, expect, it } from '@jest/globals';
-import { localSigningKey } from '../../lambda/adapters/pem-signer.js';
-import type {
-  ConfigSource,
-  PrincipalDirectory,
-  RunLock,
-  Signer,
-  TokenDocument,
-  TokenStore,
-} from '../../lambda/core/ports.js';
+import type { ConfigSource, PrincipalDirectory, Signer } from '../../lambda/core/ports.js';
 import { noMetrics, silentLogger } from '../../lambda/core/ports.js';
 import { decodeClaims } from '../../lambda/core/token.js';
 import { ConfigError } from '../../lambda/errors.js';
 import { MAX_PASSES, mint, mintExclusive } from '../../lambda/mint.js';
-import { FIXED_NOW, fixedEcKey } from '../helpers/keys.js';
+import { FIXED_NOW } from '../helpers/keys.js';
+import { FakeLock, fixedSigner, MemoryConfig, MemoryStore } from '../helpers/memory-ports.js';
 
 const grants = (extra = '') => `version: 1
 registry: {host: registry.test, service: svc, issuer: iss}
@@ -29,59 +22,7 @@ grants:
     access: [{repository: team-a/app, actions: [pull]}]
 ${extra}`;
 
-/** A config source whose content can change between reads, like an S3 object being replaced. */
-class MemoryConfig implements ConfigSource {
-  readonly name = 'mem://grants.yaml';
-  reads = 0;
-  constructor(
-    public text: string,
-    public version = 'v1',
-    private readonly onRead?: (self: MemoryConfig) => void,
-  ) {}
-  async read() {
-    this.reads += 1;
-    const result = { text: this.text, version: this.version };
-    this.onRead?.(this);
-    return result;
-  }
-  async currentVersion() {
-    return this.version;
-  }
-}
-
-class MemoryStore implements TokenStore {
-  readonly concurrency = 4;
-  docs = new Map<string, TokenDocument>();
-  bundle: string | undefined;
-  failing = new Set<string>();
-  writes = 0;
-  locate(key: string) {
-    return `mem://${key}`;
-  }
-  async listTokenKeys() {
-    return [...this.docs.keys()].sort();
-  }
-  async putToken(key: string, doc: TokenDocument) {
-    this.writes += 1;
-    if (this.failing.has(key)) throw new Error('SlowDown (HTTP 503)');
-    this.docs.set(key, doc);
-  }
-  async deleteToken(key: string) {
-    this.docs.delete(key);
-  }
-  async readTrustBundle() {
-    return this.bundle;
-  }
-  async publishTrust(t: { bundlePem: string }) {
-    this.bundle = t.bundlePem;
-    return { bundle: 'mem://trust/bundle.pem', jwks: 'mem://trust/jwks.json' };
-  }
-}
-
-const signer: Signer = {
-  prepare: ({ now, publishedBundle }) =>
-    localSigningKey(fixedEcKey(), now, publishedBundle, 'fixed key'),
-};
+const signer = fixedSigner;
 
 function deps(
   config: ConfigSource,
@@ -202,19 +143,6 @@ describe('mint', () => {
     expect(store.bundle).toBeUndefined();
   });
 });
-
-/** A lock that records what happened; `busy` makes acquire fail. */
-class FakeLock implements RunLock {
-  events: string[] = [];
-  constructor(public busy = false) {}
-  async acquire() {
-    this.events.push(this.busy ? 'acquire:busy' : 'acquire');
-    return !this.busy;
-  }
-  async release() {
-    this.events.push('release');
-  }
-}
 
 describe('mintExclusive', () => {
   it('steps aside while another run holds the lock', async () => {

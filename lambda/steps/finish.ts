@@ -1,0 +1,105 @@
+/**
+ * The last step of a mint run: removes the tokens of principals no longer granted, sums the
+ * batches into the run's result, logs and counts it; then, for a locked run, releases the lock
+ * and tells whether the grants changed while the run was minting.
+ */
+
+import { mapLimit } from '../core/pool.js';
+import type { ConfigSource, Logger, Metrics, RunLock, TokenStore } from '../core/ports.js';
+import type { MintPlan, PrincipalProblem } from './plan.js';
+import type { BatchResult, MintedToken } from './sign-and-write.js';
+
+/** What the finish step needs. */
+export interface FinishDeps {
+  readonly store: TokenStore;
+  readonly logger: Logger;
+  readonly metrics: Metrics;
+}
+
+/** What one mint run did. */
+export interface MintResult {
+  readonly configVersion: string | undefined;
+  /** Principals that got no token because IAM does not know them (see docs/aws.md). */
+  readonly unknown: readonly PrincipalProblem[];
+  /** Sorted by principal. */
+  readonly tokens: readonly MintedToken[];
+  readonly failed: readonly PrincipalProblem[];
+  readonly removed: readonly string[];
+  readonly warnings: readonly string[];
+  readonly trustBundle: string;
+  readonly jwks: string;
+  readonly signingKey: string;
+}
+
+/**
+ * Deletes the plan's stale tokens ({@link FinishDeps.store}'s concurrency at a time; the first
+ * failure fails the run once every delete has ended), then reports the run. `batches` are the
+ * results of the sign-and-write step, in the plan's order.
+ */
+export async function finish(
+  plan: MintPlan,
+  batches: readonly BatchResult[],
+  deps: FinishDeps,
+): Promise<MintResult> {
+  const { store, logger, metrics } = deps;
+  let deleteError: unknown;
+  await mapLimit(plan.stale, store.concurrency, async (k) => {
+    try {
+      await store.deleteToken(k);
+    } catch (err) {
+      deleteError ??= err;
+    }
+  });
+  if (deleteError !== undefined) throw deleteError;
+  const removed = [...plan.stale];
+
+  const tokens = batches.flatMap((b) => b.tokens);
+  const failed = batches.flatMap((b) => b.failed);
+  const warnings = [...plan.warnings, ...batches.flatMap((b) => b.warnings)];
+  for (const w of warnings) logger.warn(w);
+  if (plan.unverified !== undefined) {
+    metrics.count('UnknownPrincipals', plan.unknown.length);
+    metrics.count('UnverifiedPrincipals', plan.unverified);
+  }
+  metrics.count('TokensMinted', tokens.length);
+  metrics.count('TokenFailures', failed.length);
+  metrics.count('TokensRemoved', removed.length);
+  metrics.duration('RunDuration', Date.now() - plan.startedAt);
+  if (plan.configVersion) metrics.metadata('configVersion', plan.configVersion);
+  logger.info('mint finished', {
+    configVersion: plan.configVersion,
+    minted: tokens.length,
+    failed: failed.length,
+    unknown: plan.unknown.length,
+    removed: removed.length,
+    durationMs: Date.now() - plan.startedAt,
+  });
+
+  tokens.sort((a, b) => a.principal.localeCompare(b.principal));
+  return {
+    configVersion: plan.configVersion,
+    unknown: plan.unknown,
+    tokens,
+    failed,
+    removed,
+    warnings,
+    trustBundle: plan.trust.bundle,
+    jwks: plan.trust.jwks,
+    signingKey: plan.signingKey,
+  };
+}
+
+/**
+ * Ends a locked run: releases the lock, then compares the grants' current version with the one
+ * minted. Returns the newer version when the grants changed during the run (the caller mints
+ * again), undefined when the run minted the latest grants or the source cannot tell.
+ */
+export async function releaseAndCheck(
+  lock: RunLock,
+  config: ConfigSource,
+  minted: string | undefined,
+): Promise<string | undefined> {
+  await lock.release();
+  const current = await config.currentVersion?.();
+  return current === undefined || current === minted ? undefined : current;
+}

@@ -1,0 +1,277 @@
+/**
+ * The first step of a mint run: everything decided once per run, before any token is signed.
+ * It reads and validates the grants, reads the repository inventory, checks the principals
+ * against IAM, lists the stored tokens to find the stale ones, prepares the signing key, and
+ * writes the bucket policy and the trust material.
+ *
+ * Its result, {@link MintPlan}, is plain data (no class instances, no Maps), so it can be handed
+ * to workers in other processes (docs/performance.md, "Past one function"); only the signing key
+ * stays with the caller.
+ */
+
+import { parseGrants } from '../core/config.js';
+import {
+  type GrantsConfig,
+  needsInventory,
+  type PrincipalAccess,
+  principalsOf,
+  type ResourceAccess,
+  resolveAccess,
+} from '../core/grants.js';
+import type {
+  ConfigSource,
+  Logger,
+  PrincipalDirectory,
+  RepositoryInventory,
+  Signer,
+  SigningKey,
+  TokenStore,
+} from '../core/ports.js';
+import { type Principal, tokenKey } from '../core/principal.js';
+
+/** What the plan step needs. */
+export interface PlanDeps {
+  readonly config: ConfigSource;
+  readonly store: TokenStore;
+  readonly signer: Signer;
+  readonly inventory?: RepositoryInventory | undefined;
+  /** Checks principals exist before minting for them (AWS runs); absent locally. */
+  readonly principals?: PrincipalDirectory | undefined;
+  readonly logger: Logger;
+  /** Injected for exact tests; defaults to the system clock. */
+  readonly clock?: () => Date;
+}
+
+/** A principal not minted for, and why. */
+export interface PrincipalProblem {
+  readonly principal: string;
+  readonly reason: string;
+}
+
+/** The grant that contributes most access entries to a token: named when a token is too large. */
+export interface LargestGrant {
+  /** The grant's number in the file (1-based). */
+  readonly grant: number;
+  readonly line: number;
+  readonly entries: number;
+}
+
+/** One principal to mint for, with its resolved access. */
+export interface PrincipalWork {
+  readonly principal: Principal;
+  readonly ttlSeconds: number;
+  readonly access: readonly ResourceAccess[];
+  /** Wildcard patterns that matched no repository in the inventory. */
+  readonly unmatched: readonly string[];
+  readonly largestGrant: LargestGrant | undefined;
+}
+
+/** What every token of the run shares. */
+export interface TokenSettings {
+  readonly issuer: string;
+  readonly service: string;
+  /** The registry host written into each token document. */
+  readonly host: string;
+  readonly maxTokenBytes: number;
+  /** The run's issue time (ISO 8601): every token's `iat` and `nbf`. */
+  readonly issuedAt: string;
+  /** The repository inventory's name, for warnings about patterns that matched nothing. */
+  readonly inventory: string | undefined;
+}
+
+/** The outcome of the plan step: plain, serialisable data. */
+export interface MintPlan {
+  readonly configVersion: string | undefined;
+  readonly settings: TokenSettings;
+  /** Principals to mint for, in the order of the grants file. */
+  readonly principals: readonly PrincipalWork[];
+  /** Principals that get no token because IAM does not know them (see docs/aws.md). */
+  readonly unknown: readonly PrincipalProblem[];
+  /**
+   * How many principals (in other accounts) were minted for without an IAM check; undefined
+   * when the run checks no principal against IAM (a local run).
+   */
+  readonly unverified: number | undefined;
+  /** Warnings about the run as a whole (per-token warnings come from the batches). */
+  readonly warnings: readonly string[];
+  /** Keys stored before the run whose principals are no longer granted: removed at the end. */
+  readonly stale: readonly string[];
+  /** Where the trust bundle and the JWKS were published. */
+  readonly trust: { readonly bundle: string; readonly jwks: string };
+  /** The signing key's description (never key material). */
+  readonly signingKey: string;
+  /** When the run started (ms since the epoch), for its duration metric. */
+  readonly startedAt: number;
+}
+
+/**
+ * The last grants text parsed, and its model. A locked run reads the grants twice (checked
+ * before the lock, minted from under it) and a warm Lambda container reads the same object run
+ * after run; parsing is the costliest step of the engine (docs/performance.md), and
+ * {@link parseGrants} is pure, so the same text from the same source is parsed once.
+ */
+let lastParsed: { file: string; text: string; config: GrantsConfig } | undefined;
+
+/** Reads and validates the grants; throws ConfigError (with every problem) before any write. */
+export async function loadGrants(source: ConfigSource): Promise<{
+  config: GrantsConfig;
+  version: string | undefined;
+}> {
+  const { text, version } = await source.read();
+  if (lastParsed?.file === source.name && lastParsed.text === text)
+    return { config: lastParsed.config, version };
+  const config = parseGrants(text, source.name);
+  lastParsed = { file: source.name, text, config };
+  return { config, version };
+}
+
+/**
+ * Starts `start` now and returns a function that awaits its result later. A failure is kept
+ * for that moment: it surfaces where the value is needed (as if the call had been made then),
+ * never as an unhandled rejection if the run stops earlier for another reason.
+ */
+function early<T>(start: () => Promise<T>): () => Promise<T> {
+  const promise = start();
+  promise.catch(() => undefined);
+  return () => promise;
+}
+
+/**
+ * Plans a run and publishes what must exist before any token does (the read policy, the trust
+ * material). Throws ConfigError on a bad config, before anything is written.
+ */
+export async function plan(deps: PlanDeps): Promise<{ plan: MintPlan; key: SigningKey }> {
+  const { store, logger } = deps;
+  const clock = deps.clock ?? (() => new Date());
+  const startedAt = Date.now();
+
+  const { config, version } = await loadGrants(deps.config);
+  logger.info('grants loaded', {
+    config: deps.config.name,
+    configVersion: version,
+    grants: config.grants.length,
+  });
+
+  // The reads that depend only on the config start together: on S3 each is one or more round
+  // trips, and none needs another's answer. Each is awaited where the run needs it, so a
+  // failure still stops the run at the same point.
+  const { inventory: source, principals: directory } = deps;
+  const listInventory = needsInventory(config) && source ? early(() => source.list()) : undefined;
+  const checkPrincipals = directory
+    ? early(() => directory.check(principalsOf(config)))
+    : undefined;
+  const readBundle = early(() => store.readTrustBundle());
+  // Keys stored before this run: the only ones the removal may delete (every key this run
+  // writes is a wanted one).
+  const listStored = early(() => store.listTokenKeys());
+
+  let inventory: string[] = [];
+  if (listInventory && source) {
+    inventory = await listInventory();
+    logger.info('repository inventory read', {
+      inventory: source.name,
+      repositories: inventory.length,
+    });
+  }
+  const warnings: string[] = [];
+  if (needsInventory(config) && !source)
+    warnings.push(
+      'the grants use wildcard patterns but no repository inventory was given: patterns grant nothing (pass --repositories)',
+    );
+
+  let resolved = resolveAccess(config, inventory);
+  const unknown: PrincipalProblem[] = [];
+  let unverified: number | undefined;
+  if (checkPrincipals) {
+    const check = await checkPrincipals();
+    const skip = new Set(check.unknown.map((u) => u.principal.arn));
+    for (const u of check.unknown) {
+      unknown.push({ principal: u.principal.arn, reason: u.reason });
+      logger.warn('unknown principal: no token minted', {
+        principal: u.principal.arn,
+        reason: u.reason,
+      });
+    }
+    unverified = check.unverified.length;
+    if (unverified)
+      logger.info('principals in other accounts minted unverified', { count: unverified });
+    resolved = resolved.filter((r) => !skip.has(r.principal.arn));
+  }
+  const now = clock();
+  // The per-run certificate must outlive the longest token (or the default, if none is minted).
+  const maxTtl = resolved.reduce((m, r) => Math.max(m, r.ttlSeconds), config.tokenTtlSeconds);
+  const key = await deps.signer.prepare({
+    now,
+    notAfter: new Date(now.getTime() + maxTtl * 1000),
+    publishedBundle: await readBundle(),
+  });
+
+  // Protect before publishing: a new reader account must be in the policy before its token
+  // exists. Built from every configured account, so it does not depend on IAM lookups. The
+  // policy and the trust material are independent, so they are written side by side; a policy
+  // failure is reported first, as when they were written one after the other.
+  const [policy, published] = await Promise.allSettled([
+    store.applyReadPolicy?.([
+      ...new Set(config.grants.flatMap((g) => g.principals.map((p) => p.account))),
+    ]),
+    store.publishTrust(key.trust),
+  ]);
+  if (policy.status === 'rejected') throw policy.reason;
+  if (published.status === 'rejected') throw published.reason;
+
+  // Remove tokens only for principals that are no longer granted (absent from the config, or
+  // unknown to IAM: a role deleted and recreated later must not find an old token waiting).
+  const wanted = new Set(resolved.map((r) => tokenKey(r.principal)));
+  const stale = (await listStored()).filter((k) => !wanted.has(k));
+
+  const mintPlan: MintPlan = {
+    configVersion: version,
+    settings: {
+      issuer: config.registry.issuer,
+      service: config.registry.service,
+      host: config.registry.host,
+      maxTokenBytes: config.registry.maxTokenBytes,
+      issuedAt: now.toISOString(),
+      inventory: source?.name,
+    },
+    principals: toWork(resolved),
+    unknown,
+    unverified,
+    warnings,
+    stale,
+    trust: published.value,
+    signingKey: key.description,
+    startedAt,
+  };
+  return { plan: mintPlan, key };
+}
+
+/**
+ * Resolved access as plain data. Principals named by the same grants share their access list
+ * (resolveAccess), and so their largest grant: it is found once per list.
+ */
+function toWork(resolved: readonly PrincipalAccess[]): PrincipalWork[] {
+  const largest = new Map<PrincipalAccess['contributions'], LargestGrant | undefined>();
+  return resolved.map((r) => {
+    let grant = largest.get(r.contributions);
+    if (!largest.has(r.contributions)) {
+      grant = largestGrant(r.contributions);
+      largest.set(r.contributions, grant);
+    }
+    return {
+      principal: r.principal,
+      ttlSeconds: r.ttlSeconds,
+      access: r.access,
+      unmatched: r.unmatched,
+      largestGrant: grant,
+    };
+  });
+}
+
+function largestGrant(contributions: PrincipalAccess['contributions']): LargestGrant | undefined {
+  let worst: LargestGrant | undefined;
+  for (const [grant, entries] of contributions)
+    if (!worst || entries > worst.entries)
+      worst = { grant: grant.number, line: grant.at.line, entries };
+  return worst;
+}

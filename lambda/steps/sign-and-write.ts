@@ -1,0 +1,192 @@
+/**
+ * The middle step of a mint run: signs and writes the tokens of one batch of principals, given
+ * their resolved access (from the plan step) and a signer. A run of one function has one batch
+ * holding every principal; a fanned-out run would give each worker a shard of the plan.
+ *
+ * A principal whose token cannot be made or written keeps its previous token and is reported in
+ * `failed`; it does not stop the others. A signing failure stops the batch (see below).
+ */
+
+import { randomBytes } from 'node:crypto';
+import { mapLimit } from '../core/pool.js';
+import type { Logger, TokenDocument, TokenStore } from '../core/ports.js';
+import { tokenKey } from '../core/principal.js';
+import { buildClaims, signToken, type TokenSigner } from '../core/token.js';
+import type { PrincipalProblem, PrincipalWork, TokenSettings } from './plan.js';
+
+/** Above this size a token still works but may hit proxy header limits: the run warns. */
+export const TOKEN_WARN_BYTES = 8_192;
+
+/** What the sign-and-write step needs besides its batch and signer. */
+export interface BatchDeps {
+  readonly store: TokenStore;
+  readonly logger: Logger;
+  /** Injected for exact tests; defaults to 128 random bits. */
+  readonly newJti?: () => string;
+}
+
+/** One principals' batch: what every token shares, and the principals. */
+export interface MintBatch {
+  readonly settings: TokenSettings;
+  readonly principals: readonly PrincipalWork[];
+}
+
+/** A token written. */
+export interface MintedToken {
+  readonly principal: string;
+  readonly key: string;
+  /** Where the token document is: a path or an `s3://` URL. */
+  readonly location: string;
+  readonly expiresAt: string;
+  readonly bytes: number;
+  readonly repositories: number;
+  readonly catalog: boolean;
+}
+
+/** The outcome of one batch: plain, serialisable data. */
+export interface BatchResult {
+  /** In the order they were written. */
+  readonly tokens: readonly MintedToken[];
+  /** Tokens too large (in the batch's order), then failed writes (in the order they failed). */
+  readonly failed: readonly PrincipalProblem[];
+  /** Warnings about single tokens, in the batch's order. */
+  readonly warnings: readonly string[];
+}
+
+/**
+ * 128-bit random token IDs. They are cut from one random buffer per 256 tokens: one
+ * `randomBytes` call per token costs more than building the rest of the token's claims.
+ */
+export function randomJtis(): () => string {
+  const size = 16;
+  let pool = Buffer.alloc(0);
+  let at = 0;
+  return () => {
+    if (at >= pool.length) {
+      pool = randomBytes(size * 256);
+      at = 0;
+    }
+    at += size;
+    return pool.toString('base64url', at - size, at);
+  };
+}
+
+/**
+ * Signs and writes one batch in one pass, `store.concurrency` principals at a time: each token
+ * is signed just before it is written, so signing overlaps the writes in flight and the batch
+ * never holds every token at once (docs/performance.md). Signatures are still made one at a
+ * time: in KMS direct mode each is a KMS call, and the account's Sign quota is shared. If
+ * signing fails, no further token is started and the step fails with that error once the
+ * writes in flight have ended (the tokens already written stay: they are valid).
+ */
+export async function signAndWrite(
+  batch: MintBatch,
+  key: TokenSigner,
+  deps: BatchDeps,
+): Promise<BatchResult> {
+  const { store, logger } = deps;
+  const { settings } = batch;
+  const newJti = deps.newJti ?? randomJtis();
+  const now = new Date(settings.issuedAt);
+  const notes: string[][] = [];
+  const tooLarge: (PrincipalProblem | undefined)[] = [];
+  const writeFailed: PrincipalProblem[] = [];
+  const tokens: MintedToken[] = [];
+  let signing: Promise<string | undefined> = Promise.resolve(undefined);
+  let signError: { error: unknown } | undefined;
+  const isoTime = isoTimes();
+  const work = batch.principals.map((access, index) => ({ access, index }));
+  await mapLimit(work, store.concurrency, async ({ access, index }) => {
+    if (signError) return;
+    const arn = access.principal.arn;
+    const mine: string[] = [];
+    notes[index] = mine;
+    if (settings.inventory !== undefined)
+      for (const pattern of access.unmatched)
+        mine.push(`${arn}: pattern "${pattern}" matches no repository in ${settings.inventory}`);
+    const claims = buildClaims({
+      issuer: settings.issuer,
+      service: settings.service,
+      subject: arn,
+      now,
+      ttlSeconds: access.ttlSeconds,
+      jti: newJti(),
+      access: access.access,
+    });
+    // One signature at a time, in a chain that records a failure before the next link runs.
+    const turn = signing.then(async () => {
+      if (signError) return undefined;
+      try {
+        return await signToken(claims, key);
+      } catch (error) {
+        signError = { error };
+        return undefined;
+      }
+    });
+    signing = turn;
+    const token = await turn;
+    if (token === undefined) return;
+    const bytes = token.length; // a compact JWS is ASCII: one byte per character
+    if (bytes > settings.maxTokenBytes) {
+      tooLarge[index] = { principal: arn, reason: tooLargeReason(access, bytes, settings) };
+      logger.error('token too large', { principal: arn, bytes, limit: settings.maxTokenBytes });
+      return;
+    }
+    if (bytes > TOKEN_WARN_BYTES)
+      mine.push(
+        `${arn}: token is ${bytes} bytes, above ${TOKEN_WARN_BYTES} (proxies such as nginx reject longer headers by default)`,
+      );
+    const k = tokenKey(access.principal);
+    const doc: TokenDocument = {
+      principal: arn,
+      registry: settings.host,
+      token,
+      issuedAt: isoTime(claims.iat),
+      expiresAt: isoTime(claims.exp),
+      access: access.access,
+    };
+    try {
+      await store.putToken(k, doc, access.principal);
+      tokens.push({
+        principal: arn,
+        key: k,
+        location: store.locate(k),
+        expiresAt: doc.expiresAt,
+        bytes,
+        repositories: doc.access.filter((a) => a.type === 'repository').length,
+        catalog: doc.access.some((a) => a.type === 'registry'),
+      });
+    } catch (err) {
+      const reason = `could not write ${store.locate(k)}: ${(err as Error).message}`;
+      writeFailed.push({ principal: arn, reason });
+      logger.error('token write failed', { principal: arn, error: (err as Error).message });
+    }
+  });
+  if (signError) throw signError.error;
+  return {
+    tokens,
+    failed: [...tooLarge.filter((f): f is PrincipalProblem => f !== undefined), ...writeFailed],
+    warnings: notes.flatMap((n) => n ?? []),
+  };
+}
+
+/** Every token of a run has the same iat and one of a few exp values: each is formatted once. */
+function isoTimes(): (seconds: number) => string {
+  const formatted = new Map<number, string>();
+  return (seconds) => {
+    let iso = formatted.get(seconds);
+    if (iso === undefined) {
+      iso = new Date(seconds * 1000).toISOString();
+      formatted.set(seconds, iso);
+    }
+    return iso;
+  };
+}
+
+function tooLargeReason(access: PrincipalWork, bytes: number, settings: TokenSettings): string {
+  const worst = access.largestGrant;
+  const cause = worst
+    ? `; grant #${worst.grant} (line ${worst.line}) contributes ${worst.entries} of its ${access.access.length} access entries`
+    : '';
+  return `token would be ${bytes} bytes, over the limit of ${settings.maxTokenBytes} (registry.maxTokenBytes)${cause}`;
+}

@@ -1,0 +1,392 @@
+/**
+ * The three steps of a mint run, each on its own with the in-memory ports: plan (what it
+ * decides and publishes, as plain data), sign-and-write (one batch, given access and a signer,
+ * including a batch that went through JSON), finish (removal, results, metrics, lock release and
+ * version check).
+ */
+
+import { describe, expect, it } from '@jest/globals';
+import type { PrincipalDirectory, SigningKey } from '../../lambda/core/ports.js';
+import { parsePrincipal } from '../../lambda/core/principal.js';
+import { decodeClaims } from '../../lambda/core/token.js';
+import { ConfigError } from '../../lambda/errors.js';
+import { finish, releaseAndCheck } from '../../lambda/steps/finish.js';
+import { type MintPlan, type PrincipalWork, plan } from '../../lambda/steps/plan.js';
+import {
+  type BatchResult,
+  type MintBatch,
+  signAndWrite,
+  TOKEN_WARN_BYTES,
+} from '../../lambda/steps/sign-and-write.js';
+import { FIXED_NOW } from '../helpers/keys.js';
+import {
+  FakeLock,
+  fixedSigner,
+  MemoryConfig,
+  MemoryStore,
+  PolicyStore,
+  RecordingMetrics,
+} from '../helpers/memory-ports.js';
+
+const CI = 'arn:aws:iam::111122223333:role/ci';
+const ALICE = 'arn:aws:iam::111122223333:user/alice';
+const BOB = 'arn:aws:iam::444455556666:user/bob';
+
+const grants = `version: 1
+registry: {host: registry.test, service: svc, issuer: iss}
+tokenTtl: 1h
+grants:
+  - principal: ${CI}
+    access: [{repository: team-a/app, actions: [push]}]
+  - principals: [${ALICE}, ${BOB}]
+    ttl: 2h
+    access:
+      - {repository: team-a/app, actions: [pull]}
+      - {repository: "team-a/*", actions: [pull]}
+`;
+
+const quiet = { logger: silentLogger() };
+function silentLogger() {
+  return { debug() {}, info() {}, warn() {}, error() {} };
+}
+
+function principal(arn: string) {
+  const p = parsePrincipal(arn);
+  if (!p.ok) throw new Error(p.reason);
+  return p.value;
+}
+
+/** IAM knows nothing of alice; bob is in another account. */
+const directory: PrincipalDirectory = {
+  check: async (ps) => ({
+    unknown: ps
+      .filter((p) => p.name === 'alice')
+      .map((p) => ({ principal: p, reason: 'no such user in account 111122223333' })),
+    unverified: ps.filter((p) => p.account !== '111122223333'),
+  }),
+};
+
+describe('plan', () => {
+  it('decides the run as plain data, publishes policy and trust, and writes no token', async () => {
+    const store = new PolicyStore();
+    store.docs.set('tokens/111122223333/user/alice.json', {} as never);
+    store.docs.set('tokens/111122223333/role/gone.json', {} as never);
+    store.docs.set('tokens/111122223333/role/ci.json', {} as never);
+    const { plan: p, key } = await plan({
+      config: new MemoryConfig(grants),
+      store,
+      signer: fixedSigner,
+      principals: directory,
+      inventory: { name: 'mem://inventory', list: async () => ['team-a/app', 'team-a/web'] },
+      clock: () => FIXED_NOW,
+      ...quiet,
+    });
+    expect(JSON.parse(JSON.stringify(p))).toEqual(p);
+    expect(p).toMatchObject({
+      configVersion: 'v1',
+      settings: {
+        issuer: 'iss',
+        service: 'svc',
+        host: 'registry.test',
+        maxTokenBytes: expect.any(Number),
+        issuedAt: '2026-01-02T03:04:05.000Z',
+        inventory: 'mem://inventory',
+      },
+      unknown: [{ principal: ALICE, reason: 'no such user in account 111122223333' }],
+      unverified: 1,
+      warnings: [],
+      stale: ['tokens/111122223333/role/gone.json', 'tokens/111122223333/user/alice.json'],
+      trust: { bundle: 'mem://trust/bundle.pem', jwks: 'mem://trust/jwks.json' },
+      signingKey: key.description,
+    });
+    expect(p.principals.map((w) => [w.principal.arn, w.ttlSeconds, w.access])).toEqual([
+      [CI, 3600, [{ type: 'repository', name: 'team-a/app', actions: ['pull', 'push'] }]],
+      [
+        BOB,
+        7200,
+        [
+          { type: 'repository', name: 'team-a/app', actions: ['pull'] },
+          { type: 'repository', name: 'team-a/web', actions: ['pull'] },
+        ],
+      ],
+    ]);
+    expect(p.principals[1]?.largestGrant).toEqual({ grant: 2, line: 7, entries: 3 });
+    expect(store.policies).toEqual([['111122223333', '444455556666']]);
+    expect(store.bundle).toBe(key.trust.bundlePem);
+    expect(store.writes).toBe(0);
+    expect(store.deletes).toEqual([]);
+  });
+
+  it('warns when patterns need an inventory that was not given, and checks no principal locally', async () => {
+    const { plan: p } = await plan({
+      config: new MemoryConfig(grants),
+      store: new MemoryStore(),
+      signer: fixedSigner,
+      clock: () => FIXED_NOW,
+      ...quiet,
+    });
+    expect(p.warnings).toEqual([
+      'the grants use wildcard patterns but no repository inventory was given: patterns grant nothing (pass --repositories)',
+    ]);
+    expect(p.unverified).toBeUndefined();
+    expect(p.settings.inventory).toBeUndefined();
+    expect(p.principals.map((w) => [w.principal.arn, w.unmatched])).toEqual([
+      [CI, []],
+      [ALICE, ['team-a/*']],
+      [BOB, ['team-a/*']],
+    ]);
+  });
+
+  it('stops on an invalid config before publishing anything', async () => {
+    const store = new PolicyStore();
+    await expect(
+      plan({
+        config: new MemoryConfig('version: 1\ngrants: nope\n'),
+        store,
+        signer: fixedSigner,
+        ...quiet,
+      }),
+    ).rejects.toBeInstanceOf(ConfigError);
+    expect(store.bundle).toBeUndefined();
+    expect(store.policies).toEqual([]);
+  });
+});
+
+/** A key for batches made by hand, prepared as the plan step would. */
+function fixedKey(): Promise<SigningKey> {
+  return fixedSigner.prepare({
+    now: FIXED_NOW,
+    notAfter: new Date(FIXED_NOW.getTime() + 86_400_000),
+    publishedBundle: undefined,
+  });
+}
+
+function work(arn: string, extra: Partial<PrincipalWork> = {}): PrincipalWork {
+  return {
+    principal: principal(arn),
+    ttlSeconds: 3600,
+    access: [{ type: 'repository', name: 'team-a/app', actions: ['pull'] }],
+    unmatched: [],
+    largestGrant: { grant: 1, line: 5, entries: 1 },
+    ...extra,
+  };
+}
+
+function batch(principals: PrincipalWork[], settings: Partial<MintBatch['settings']> = {}) {
+  return {
+    settings: {
+      issuer: 'iss',
+      service: 'svc',
+      host: 'registry.test',
+      maxTokenBytes: 16_384,
+      issuedAt: FIXED_NOW.toISOString(),
+      inventory: 'mem://inventory',
+      ...settings,
+    },
+    principals,
+  };
+}
+
+describe('signAndWrite', () => {
+  it('signs and writes a batch that went through JSON, with exact claims', async () => {
+    const store = new MemoryStore();
+    const input: MintBatch = JSON.parse(JSON.stringify(batch([work(CI), work(BOB)])));
+    let n = 0;
+    const result = await signAndWrite(input, await fixedKey(), {
+      store,
+      newJti: () => `jti-${++n}`,
+      ...quiet,
+    });
+    expect(result.failed).toEqual([]);
+    expect(result.warnings).toEqual([]);
+    expect(result.tokens.map((t) => [t.principal, t.location, t.expiresAt])).toEqual([
+      [CI, 'mem://tokens/111122223333/role/ci.json', '2026-01-02T04:04:05.000Z'],
+      [BOB, 'mem://tokens/444455556666/user/bob.json', '2026-01-02T04:04:05.000Z'],
+    ]);
+    const doc = store.docs.get('tokens/444455556666/user/bob.json');
+    expect(doc).toMatchObject({ principal: BOB, registry: 'registry.test' });
+    const iat = FIXED_NOW.getTime() / 1000;
+    expect(decodeClaims(doc?.token ?? '')).toEqual({
+      iss: 'iss',
+      sub: BOB,
+      aud: 'svc',
+      exp: iat + 3600,
+      nbf: iat,
+      iat,
+      jti: 'jti-2',
+      access: [{ type: 'repository', name: 'team-a/app', actions: ['pull'] }],
+    });
+  });
+
+  it('reports tokens too large (naming the largest grant), failed writes and warnings, and writes the rest', async () => {
+    const store = new MemoryStore();
+    store.failing.add('tokens/111122223333/role/ci.json');
+    const many = Array.from({ length: 120 }, (_, i) => ({
+      type: 'repository' as const,
+      name: `team-a/repository-with-a-long-name-${i}`,
+      actions: ['pull'],
+    }));
+    const result: BatchResult = await signAndWrite(
+      batch(
+        [
+          work(CI),
+          work(ALICE, { access: many, largestGrant: { grant: 3, line: 12, entries: 118 } }),
+          work(BOB, { access: many.slice(0, 100), unmatched: ['team-b/*'] }),
+        ],
+        { maxTokenBytes: 13_000 },
+      ),
+      await fixedKey(),
+      { store, ...quiet },
+    );
+    const aliceBytes = Number(
+      /token would be (\d+) bytes/.exec(result.failed[0]?.reason ?? '')?.[1],
+    );
+    expect(result.failed).toEqual([
+      {
+        principal: ALICE,
+        reason: `token would be ${aliceBytes} bytes, over the limit of 13000 (registry.maxTokenBytes); grant #3 (line 12) contributes 118 of its 120 access entries`,
+      },
+      {
+        principal: CI,
+        reason: 'could not write mem://tokens/111122223333/role/ci.json: SlowDown (HTTP 503)',
+      },
+    ]);
+    expect(result.tokens.map((t) => t.principal)).toEqual([BOB]);
+    const bobBytes = result.tokens[0]?.bytes ?? 0;
+    expect(bobBytes).toBeGreaterThan(TOKEN_WARN_BYTES);
+    expect(result.warnings).toEqual([
+      `${BOB}: pattern "team-b/*" matches no repository in mem://inventory`,
+      `${BOB}: token is ${bobBytes} bytes, above ${TOKEN_WARN_BYTES} (proxies such as nginx reject longer headers by default)`,
+    ]);
+    expect([...store.docs.keys()]).toEqual(['tokens/444455556666/user/bob.json']);
+  });
+
+  it('fails with the signer error and starts no further token', async () => {
+    const store = new MemoryStore();
+    const key = await fixedKey();
+    let calls = 0;
+    const failing = {
+      ...key,
+      sign: async () => {
+        calls += 1;
+        throw new Error('KMS key k (Sign): ThrottlingException');
+      },
+    };
+    await expect(
+      signAndWrite(batch([work(CI), work(ALICE), work(BOB)]), failing, { store, ...quiet }),
+    ).rejects.toThrow('KMS key k (Sign): ThrottlingException');
+    expect(calls).toBe(1);
+    expect(store.writes).toBe(0);
+  });
+});
+
+function planOf(extra: Partial<MintPlan> = {}): MintPlan {
+  return {
+    configVersion: 'v7',
+    settings: batch([]).settings,
+    principals: [],
+    unknown: [],
+    unverified: undefined,
+    warnings: [],
+    stale: [],
+    trust: { bundle: 'mem://trust/bundle.pem', jwks: 'mem://trust/jwks.json' },
+    signingKey: 'fixed key',
+    startedAt: Date.now(),
+    ...extra,
+  };
+}
+
+const minted = (principal: string) => ({
+  principal,
+  key: `k/${principal}`,
+  location: `mem://k/${principal}`,
+  expiresAt: '2026-01-02T04:04:05.000Z',
+  bytes: 700,
+  repositories: 1,
+  catalog: false,
+});
+
+describe('finish', () => {
+  it('removes the stale tokens, sums the batches and counts the run', async () => {
+    const store = new MemoryStore();
+    store.docs.set('tokens/111122223333/role/gone.json', {} as never);
+    store.docs.set('tokens/111122223333/role/ci.json', {} as never);
+    const metrics = new RecordingMetrics();
+    const result = await finish(
+      planOf({
+        stale: ['tokens/111122223333/role/gone.json'],
+        unknown: [{ principal: ALICE, reason: 'no such user' }],
+        unverified: 1,
+        warnings: ['run warning'],
+      }),
+      [
+        { tokens: [minted(CI)], failed: [], warnings: ['ci warning'] },
+        {
+          tokens: [minted(BOB), minted(ALICE)],
+          failed: [{ principal: 'x', reason: 'y' }],
+          warnings: ['bob warning'],
+        },
+      ],
+      { store, metrics, ...quiet },
+    );
+    expect(result).toEqual({
+      configVersion: 'v7',
+      unknown: [{ principal: ALICE, reason: 'no such user' }],
+      tokens: [minted(CI), minted(ALICE), minted(BOB)],
+      failed: [{ principal: 'x', reason: 'y' }],
+      removed: ['tokens/111122223333/role/gone.json'],
+      warnings: ['run warning', 'ci warning', 'bob warning'],
+      trustBundle: 'mem://trust/bundle.pem',
+      jwks: 'mem://trust/jwks.json',
+      signingKey: 'fixed key',
+    });
+    expect([...store.docs.keys()]).toEqual(['tokens/111122223333/role/ci.json']);
+    expect(metrics.calls).toEqual([
+      'count UnknownPrincipals 1',
+      'count UnverifiedPrincipals 1',
+      'count TokensMinted 3',
+      'count TokenFailures 1',
+      'count TokensRemoved 1',
+      'duration RunDuration',
+      'metadata configVersion v7',
+    ]);
+  });
+
+  it('counts no IAM check when the run made none', async () => {
+    const metrics = new RecordingMetrics();
+    await finish(planOf({ configVersion: undefined }), [], {
+      store: new MemoryStore(),
+      metrics,
+      ...quiet,
+    });
+    expect(metrics.calls).toEqual([
+      'count TokensMinted 0',
+      'count TokenFailures 0',
+      'count TokensRemoved 0',
+      'duration RunDuration',
+    ]);
+  });
+
+  it('tries every delete, then fails with the first error', async () => {
+    const store = new MemoryStore();
+    const stale = ['tokens/1/role/a.json', 'tokens/1/role/b.json', 'tokens/1/role/c.json'];
+    for (const k of stale) store.docs.set(k, {} as never);
+    store.failingDeletes.add('tokens/1/role/a.json');
+    await expect(
+      finish(planOf({ stale }), [], { store, metrics: new RecordingMetrics(), ...quiet }),
+    ).rejects.toThrow('cannot delete tokens/1/role/a.json');
+    expect([...store.deletes].sort()).toEqual(stale);
+    expect([...store.docs.keys()]).toEqual(['tokens/1/role/a.json']);
+  });
+});
+
+describe('releaseAndCheck', () => {
+  it('releases the lock and reports a newer grants version, or none', async () => {
+    const lock = new FakeLock();
+    const config = new MemoryConfig(grants, 'v2');
+    expect(await releaseAndCheck(lock, config, 'v2')).toBeUndefined();
+    expect(await releaseAndCheck(lock, config, 'v1')).toBe('v2');
+    expect(await releaseAndCheck(lock, { name: 'x', read: config.read }, 'v1')).toBeUndefined();
+    expect(lock.events).toEqual(['release', 'release', 'release']);
+  });
+});
