@@ -7,8 +7,8 @@
 
 import { S3Client } from '@aws-sdk/client-s3';
 import { AwsClients, MAX_ATTEMPTS } from './adapters/aws.js';
-import type { OwnTokenRead } from './adapters/s3.js';
-import { isS3Url, parseS3Url, S3OwnTokenSource } from './adapters/s3.js';
+import { type OwnTokenRead, S3OwnTokenSource } from './adapters/s3/own-token.js';
+import { isS3Url, parseS3Url } from './adapters/s3/shared.js';
 import { StsCallerIdentity } from './adapters/sts.js';
 import type { Sourced } from './core/client-settings.js';
 import { type Caller, callerFromArn, callerTokenKey, describeOwner } from './core/identity.js';

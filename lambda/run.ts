@@ -11,14 +11,11 @@ import { FileConfigSource, FileInventory, FileTokenStore } from './adapters/file
 import { IamPrincipalDirectory } from './adapters/iam.js';
 import { KmsSigner, type KmsSigningMode } from './adapters/kms.js';
 import { PemSigner } from './adapters/pem-signer.js';
-import {
-  isS3Url,
-  parseS3Url,
-  S3ConfigSource,
-  S3Inventory,
-  S3RunLock,
-  S3TokenStore,
-} from './adapters/s3.js';
+import { S3ConfigSource } from './adapters/s3/config-source.js';
+import { S3Inventory } from './adapters/s3/inventory.js';
+import { S3RunLock } from './adapters/s3/run-lock.js';
+import { isS3Url, parseS3Url } from './adapters/s3/shared.js';
+import { S3TokenStore } from './adapters/s3/token-store.js';
 import { StsCallerIdentity } from './adapters/sts.js';
 import { parseDuration } from './core/duration.js';
 import type { ConfigSource, Logger, Metrics, RunLock, Signer, TokenStore } from './core/ports.js';

@@ -7,7 +7,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
-import type { OwnTokenRead } from '../../lambda/adapters/s3.js';
+import type { OwnTokenRead } from '../../lambda/adapters/s3/own-token.js';
 import { readUserConfig, userConfigPath } from '../../lambda/adapters/user-config.js';
 import { type ClientDeps, checkUsable, fetchOwnToken, identify } from '../../lambda/client.js';
 import { parseUserConfig, pick } from '../../lambda/core/client-settings.js';

@@ -8,7 +8,7 @@
 
 import { ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
 import { describe, expect, it } from '@jest/globals';
-import { S3Inventory } from '../../lambda/adapters/s3.js';
+import { S3Inventory } from '../../lambda/adapters/s3/inventory.js';
 
 const ROOT = 'reg/docker/registry/v2/repositories/';
 const KEYS = [

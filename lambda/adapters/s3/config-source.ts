@@ -1,0 +1,45 @@
+/**
+ * The grants file as an S3 object in the config bucket.
+ */
+
+import { HeadObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import type { ConfigSource } from '../../core/ports.js';
+import { InputError, NotFoundError } from '../../errors.js';
+import { awsErrorCode, describeAwsError } from '../aws.js';
+import { readText, type S3Location } from './shared.js';
+
+/** The grants file as an S3 object; its version id (or ETag when unversioned) is recorded. */
+export class S3ConfigSource implements ConfigSource {
+  readonly name: string;
+
+  constructor(
+    private readonly s3: S3Client,
+    private readonly at: S3Location,
+  ) {
+    this.name = `s3://${at.bucket}/${at.key}`;
+  }
+
+  async read(): Promise<{ text: string; version?: string }> {
+    let got: Awaited<ReturnType<typeof readText>>;
+    try {
+      got = await readText(this.s3, this.at.bucket, this.at.key);
+    } catch (err) {
+      if (awsErrorCode(err) === 'NoSuchBucket')
+        throw new NotFoundError(describeAwsError(err, this.name), { cause: err });
+      throw new InputError(describeAwsError(err, this.name), { cause: err });
+    }
+    if (!got) throw new NotFoundError(`${this.name}: no such object`);
+    return got.version ? { text: got.text, version: got.version } : { text: got.text };
+  }
+
+  async currentVersion(): Promise<string | undefined> {
+    try {
+      const r = await this.s3.send(
+        new HeadObjectCommand({ Bucket: this.at.bucket, Key: this.at.key }),
+      );
+      return r.VersionId ?? r.ETag;
+    } catch {
+      return undefined;
+    }
+  }
+}

@@ -1,0 +1,198 @@
+/**
+ * The token bucket: tokens, trust material and the bucket policy that keeps each token readable
+ * by its owner only.
+ *
+ * Layout under PREFIX (docs/aws.md):
+ *   tokens/ACCOUNT/role|user/NAME.json   one document per principal, tagged owner=<ARN>
+ *   trust/bundle.pem                     certificates for the registry's rootcertbundle
+ *   trust/jwks.json                      the same keys as a JWKS
+ *   state/lock.json                      the run lock (run-lock.ts)
+ */
+
+import {
+  DeleteObjectCommand,
+  GetBucketPolicyCommand,
+  ListObjectsV2Command,
+  PutBucketPolicyCommand,
+  PutObjectCommand,
+  type S3Client,
+} from '@aws-sdk/client-s3';
+import { buildTokenBucketPolicy, OWNER_TAG_KEY } from '../../core/policy.js';
+import type { TokenDocument, TokenStore, TrustMaterial } from '../../core/ports.js';
+import type { Partition, Principal } from '../../core/principal.js';
+import { StoreError } from '../../errors.js';
+import { awsErrorCode, describeAwsError } from '../aws.js';
+import { joinKey, readText, type S3Location } from './shared.js';
+
+/** Options of the S3 token store. */
+export interface S3TokenStoreOptions {
+  /** Roles or users allowed to write the bucket (the minter); everyone else is denied. */
+  readonly minterArns: readonly string[];
+  readonly partition: Partition;
+}
+
+/**
+ * The token bucket. Each token object is tagged `owner=<principal ARN>`; the bucket policy
+ * (rebuilt from the config each run, never read-modified-written) lets a principal read only
+ * the object tagged with its own ARN.
+ */
+export class S3TokenStore implements TokenStore {
+  readonly concurrency = 32;
+  /**
+   * The bundle as {@link readTrustBundle} last read it (undefined: none), so that
+   * {@link publishTrust} later in the same run, under the run lock, need not read it again.
+   */
+  #bundleRead: { text: string | undefined } | undefined;
+
+  constructor(
+    private readonly s3: S3Client,
+    private readonly at: S3Location,
+    private readonly options: S3TokenStoreOptions,
+  ) {}
+
+  private key(key: string): string {
+    return joinKey(this.at.key, key);
+  }
+
+  locate(key: string): string {
+    return `s3://${this.at.bucket}/${this.key(key)}`;
+  }
+
+  async listTokenKeys(): Promise<string[]> {
+    const prefix = this.key('tokens/');
+    const keys: string[] = [];
+    let token: string | undefined;
+    try {
+      do {
+        const r = await this.s3.send(
+          new ListObjectsV2Command({
+            Bucket: this.at.bucket,
+            Prefix: prefix,
+            ContinuationToken: token,
+          }),
+        );
+        for (const o of r.Contents ?? [])
+          if (o.Key?.endsWith('.json')) keys.push(o.Key.slice(this.key('').length));
+        token = r.IsTruncated ? r.NextContinuationToken : undefined;
+      } while (token);
+    } catch (err) {
+      throw new StoreError(describeAwsError(err, this.locate('tokens/')), { cause: err });
+    }
+    return keys.sort();
+  }
+
+  async putToken(key: string, doc: TokenDocument, owner: Principal): Promise<void> {
+    try {
+      await this.s3.send(
+        new PutObjectCommand({
+          Bucket: this.at.bucket,
+          Key: this.key(key),
+          Body: `${JSON.stringify(doc, null, 2)}\n`,
+          ContentType: 'application/json',
+          CacheControl: 'no-store',
+          Tagging: `${OWNER_TAG_KEY}=${encodeURIComponent(owner.arn)}`,
+        }),
+      );
+    } catch (err) {
+      throw new StoreError(describeAwsError(err, this.locate(key)), { cause: err });
+    }
+  }
+
+  async deleteToken(key: string): Promise<void> {
+    try {
+      await this.s3.send(new DeleteObjectCommand({ Bucket: this.at.bucket, Key: this.key(key) }));
+    } catch (err) {
+      throw new StoreError(describeAwsError(err, this.locate(key)), { cause: err });
+    }
+  }
+
+  async readTrustBundle(): Promise<string | undefined> {
+    try {
+      const text = (await readText(this.s3, this.at.bucket, this.key('trust/bundle.pem')))?.text;
+      this.#bundleRead = { text };
+      return text;
+    } catch (err) {
+      throw new StoreError(describeAwsError(err, this.locate('trust/bundle.pem')), { cause: err });
+    }
+  }
+
+  async publishTrust(trust: TrustMaterial): Promise<{ bundle: string; jwks: string }> {
+    const files = [
+      { key: 'trust/bundle.pem', body: trust.bundlePem, type: 'application/x-pem-file' },
+      {
+        key: 'trust/jwks.json',
+        body: `${JSON.stringify(trust.jwks, null, 2)}\n`,
+        type: 'application/json',
+      },
+    ];
+    const bundleRead = this.#bundleRead;
+    const results = await Promise.allSettled(
+      files.map(async (f) => {
+        // Rewrite only on change, so a registry host polling the object sees real changes only.
+        const current =
+          f.key === 'trust/bundle.pem' && bundleRead
+            ? bundleRead.text
+            : (await readText(this.s3, this.at.bucket, this.key(f.key)))?.text;
+        if (current === f.body) return;
+        await this.s3.send(
+          new PutObjectCommand({
+            Bucket: this.at.bucket,
+            Key: this.key(f.key),
+            Body: f.body,
+            ContentType: f.type,
+          }),
+        );
+        if (f.key === 'trust/bundle.pem') this.#bundleRead = { text: f.body };
+      }),
+    );
+    // Both files are tried; the first failure (in file order) is reported.
+    results.forEach((r, i) => {
+      if (r.status === 'rejected')
+        throw new StoreError(describeAwsError(r.reason, this.locate(files[i]?.key ?? '')), {
+          cause: r.reason,
+        });
+    });
+    return { bundle: this.locate('trust/bundle.pem'), jwks: this.locate('trust/jwks.json') };
+  }
+
+  /**
+   * Writes the bucket policy for these reader accounts when it differs from the current one.
+   * The policy is built from scratch every time (a deleted principal never lingers in it).
+   */
+  async applyReadPolicy(readerAccounts: readonly string[]): Promise<void> {
+    const policy = JSON.stringify(
+      buildTokenBucketPolicy({
+        bucket: this.at.bucket,
+        prefix: this.at.key,
+        partition: this.options.partition,
+        readerAccounts,
+        minterArns: this.options.minterArns,
+      }),
+    );
+    let current: string | undefined;
+    try {
+      current = (await this.s3.send(new GetBucketPolicyCommand({ Bucket: this.at.bucket }))).Policy;
+    } catch (err) {
+      if (awsErrorCode(err) !== 'NoSuchBucketPolicy')
+        throw new StoreError(describeAwsError(err, `s3://${this.at.bucket} (bucket policy)`), {
+          cause: err,
+        });
+    }
+    if (current !== undefined && samePolicy(current, policy)) return;
+    try {
+      await this.s3.send(new PutBucketPolicyCommand({ Bucket: this.at.bucket, Policy: policy }));
+    } catch (err) {
+      throw new StoreError(describeAwsError(err, `s3://${this.at.bucket} (bucket policy)`), {
+        cause: err,
+      });
+    }
+  }
+}
+
+function samePolicy(a: string, b: string): boolean {
+  try {
+    return JSON.stringify(JSON.parse(a)) === JSON.stringify(JSON.parse(b));
+  } catch {
+    return false;
+  }
+}
