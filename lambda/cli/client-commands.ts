@@ -34,13 +34,8 @@ import {
   TokenExpiredError,
   UsageError,
 } from '../errors.js';
-import type { Command, ParsedArgs } from './commands.js';
+import { type Command, type ParsedArgs, str } from './command.js';
 import { type CliContext, paint, table } from './io.js';
-
-function str(args: ParsedArgs, name: string): string | undefined {
-  const v = args.values[name];
-  return typeof v === 'string' ? v : undefined;
-}
 
 /** Where the token is and which registry is expected, from flags, environment, config file. */
 interface ClientSettings {

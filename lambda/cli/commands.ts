@@ -3,7 +3,6 @@
  * read flags, pick adapters, call the core, print the result.
  */
 
-import type { ParseArgsConfig } from 'node:util';
 import { AwsClients } from '../adapters/aws.js';
 import { parseGrants } from '../core/config.js';
 import { planChanges, renderPlan } from '../core/plan.js';
@@ -12,27 +11,8 @@ import { ConfigError, formatIssue, NotFoundError, UsageError } from '../errors.j
 import type { MintResult } from '../mint.js';
 import { configSource, DEFAULT_SIGNING_KEY, inventory, runMint } from '../run.js';
 import { CLIENT_COMMANDS } from './client-commands.js';
+import { type Command, str } from './command.js';
 import { type CliContext, paint, table } from './io.js';
-
-export interface ParsedArgs {
-  readonly values: Record<string, string | boolean | undefined>;
-  readonly positionals: readonly string[];
-}
-
-/** A subcommand: its flags, its help text and what it does. */
-export interface Command {
-  readonly name: string;
-  readonly summary: string;
-  readonly help: string;
-  readonly options: NonNullable<ParseArgsConfig['options']>;
-  readonly positionals: boolean;
-  run(args: ParsedArgs, ctx: CliContext): Promise<number>;
-}
-
-function str(args: ParsedArgs, name: string): string | undefined {
-  const v = args.values[name];
-  return typeof v === 'string' ? v : undefined;
-}
 
 /** Logger for CLI runs: warnings and errors as readable lines on stderr, the rest dropped. */
 function cliLogger(ctx: CliContext): Logger {

@@ -8,7 +8,8 @@ import { parseArgs } from 'node:util';
 import pkg from '../../package.json' with { type: 'json' };
 import { quietSdkNotices, readEnv } from '../env.js';
 import { RegtokenError, UsageError } from '../errors.js';
-import { COMMANDS, type Command } from './commands.js';
+import type { Command } from './command.js';
+import { COMMANDS } from './commands.js';
 import type { CliContext } from './io.js';
 
 function overview(): string {
