@@ -3,7 +3,7 @@
  *
  * The bundle is made by the stack itself: a CDK app with the real `RegtokenStack` (settings from
  * cdk.json's context, as `npx cdk synth` runs it) is synthesized with bundling on, so
- * NodejsFunction runs local esbuild with exactly the options in infra/minter.ts; the function's
+ * NodejsFunction runs local esbuild with exactly the options in infra/minter/function.ts; the function's
  * asset is the directory holding `index.mjs`. When the stack cannot be synthesized (infra/ is
  * missing or broken), the bench bundles lambda/handler.ts itself with the options the stack
  * documents and says so in the report.
@@ -37,7 +37,7 @@ export interface BundleResult {
   readonly samplesNoSourceMaps: readonly number[];
 }
 
-/** Options the stack documents (infra/minter.ts), for the fallback only. */
+/** Options the stack documents (infra/minter/function.ts), for the fallback only. */
 const FALLBACK_BANNER =
   "import { createRequire as __regtokenCreateRequire } from 'node:module'; const require = __regtokenCreateRequire(import.meta.url);";
 

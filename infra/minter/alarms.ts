@@ -1,0 +1,106 @@
+/**
+ * The minter's alarms: a failed run, no successful run in two schedule periods, and principals
+ * IAM does not know. They read the metrics the function publishes (lambda/handler.ts) under
+ * the deployment's own `service` dimension.
+ */
+
+import {
+  aws_cloudwatch as cloudwatch,
+  aws_cloudwatch_actions as cloudwatchActions,
+  Duration,
+  type aws_lambda as lambda,
+  Names,
+  type aws_sns as sns,
+} from 'aws-cdk-lib';
+import type { Construct, IConstruct } from 'constructs';
+import { formatDuration } from '../../lambda/core/duration.js';
+
+/** Metric namespace the function publishes under (lambda/handler.ts). */
+export const METRICS_NAMESPACE = 'regtoken';
+
+/**
+ * The `service` dimension (and log field) of one deployment: unique per construct, so two
+ * deployments in one account and region never share metrics or trip each other's alarms.
+ */
+export function serviceNameOf(scope: IConstruct): string {
+  return `regtoken-${Names.uniqueId(scope)}`.slice(0, 128);
+}
+
+/** The three alarms of one minter. */
+export interface MinterAlarms {
+  /** A run failed: the function errored (RunsFailed or Lambda Errors). */
+  readonly failedRuns: cloudwatch.Alarm;
+  /** No run succeeded during two schedule periods. */
+  readonly noSuccessfulRun: cloudwatch.Alarm;
+  /** Some principal in the grants does not exist in IAM, so it got no token. */
+  readonly unknownPrincipals: cloudwatch.Alarm;
+}
+
+/**
+ * Creates the alarms of the minter `scope` (whose {@link serviceNameOf} the metrics carry) for
+ * its function, notifying `topic` when given.
+ */
+export function createAlarms(
+  scope: Construct,
+  fn: lambda.IFunction,
+  period: Duration,
+  topic: sns.ITopic | undefined,
+): MinterAlarms {
+  const metric = (name: string, statistic: string, alarmPeriod: Duration) =>
+    new cloudwatch.Metric({
+      namespace: METRICS_NAMESPACE,
+      metricName: name,
+      dimensionsMap: { service: serviceNameOf(scope) },
+      statistic,
+      period: alarmPeriod,
+    });
+  const fiveMinutes = Duration.minutes(5);
+  const failedRuns = new cloudwatch.MathExpression({
+    expression: 'FILL(errors, 0) + FILL(failed, 0)',
+    usingMetrics: {
+      errors: fn.metricErrors({ period: fiveMinutes, statistic: 'Sum' }),
+      failed: metric('RunsFailed', 'Sum', fiveMinutes),
+    },
+    period: fiveMinutes,
+    label: 'failed runs',
+  }).createAlarm(scope, 'FailedRunsAlarm', {
+    alarmDescription:
+      'regtoken: a mint run failed (some principal got no new token, or the function errored). See the function logs.',
+    threshold: 1,
+    comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+    evaluationPeriods: 1,
+    treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+  });
+  const noSuccessfulRun = metric(
+    'RunsSucceeded',
+    'Sum',
+    Duration.seconds(2 * period.toSeconds()),
+  ).createAlarm(scope, 'NoSuccessfulRunAlarm', {
+    alarmDescription: `regtoken: no successful mint run in two schedule periods (${formatDuration(2 * period.toSeconds())}); tokens expire unless a run succeeds soon.`,
+    threshold: 1,
+    comparisonOperator: cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
+    evaluationPeriods: 1,
+    // No data means no run reported success: that is the condition this alarm is for.
+    treatMissingData: cloudwatch.TreatMissingData.BREACHING,
+  });
+  const unknownPrincipals = metric('UnknownPrincipals', 'Maximum', period).createAlarm(
+    scope,
+    'UnknownPrincipalsAlarm',
+    {
+      alarmDescription:
+        'regtoken: the grants name a role or user that IAM does not know (or spelled differently); it got no token. See the "unknown principal" log lines.',
+      threshold: 0,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+      evaluationPeriods: 1,
+      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+    },
+  );
+  if (topic) {
+    const action = new cloudwatchActions.SnsAction(topic);
+    for (const alarm of [failedRuns, noSuccessfulRun, unknownPrincipals]) {
+      alarm.addAlarmAction(action);
+      alarm.addOkAction(action);
+    }
+  }
+  return { failedRuns, noSuccessfulRun, unknownPrincipals };
+}

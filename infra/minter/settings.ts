@@ -1,0 +1,175 @@
+/**
+ * The function's settings: every environment variable it reads (lambda/env.ts), each set on
+ * the line next to the least-privilege statement that makes it usable.
+ */
+
+import {
+  type Duration,
+  aws_iam as iam,
+  type aws_kms as kms,
+  Stack,
+  type aws_s3 as s3,
+  Validations,
+} from 'aws-cdk-lib';
+import { formatDuration } from '../../lambda/core/duration.js';
+import type { EnvName } from '../../lambda/env.js';
+import { METRICS_NAMESPACE } from './alarms.js';
+import { checkPrefix, under } from './checks.js';
+import type { MinterFunction } from './function.js';
+import { allowOnlyToSign, signingStatement } from './signing-root.js';
+
+/** Powertools settings, read by the Powertools library rather than lambda/env.ts. */
+type PowertoolsEnv =
+  | 'POWERTOOLS_LOG_LEVEL'
+  | 'POWERTOOLS_SERVICE_NAME'
+  | 'POWERTOOLS_METRICS_NAMESPACE';
+
+/** What the settings are made of. */
+export interface SettingsSource {
+  readonly configBucket: s3.Bucket;
+  readonly configKey: string;
+  /** `s3://CONFIG_BUCKET/KEY` of the grants object. */
+  readonly configUrl: string;
+  readonly tokenBucket: s3.Bucket;
+  readonly tokenPrefix: string;
+  /** `s3://TOKEN_BUCKET[/PREFIX]`. */
+  readonly tokenStoreUrl: string;
+  readonly signingKey: kms.IKey;
+  readonly trustedKeys: readonly kms.IKey[];
+  readonly registryStorage?: { readonly bucket: s3.IBucket; readonly prefix?: string };
+  /** ARNs of every minter of the token bucket: the function's role first. */
+  readonly minterArns: readonly string[];
+  readonly timeout: Duration;
+  readonly logLevel: string;
+  readonly serviceName: string;
+}
+
+/** Sets every environment variable of the function, each with the permissions it needs. */
+export function bindSettings(minter: MinterFunction, s: SettingsSource): void {
+  const bind = (
+    name: EnvName | PowertoolsEnv,
+    value: string,
+    ...statements: iam.PolicyStatement[]
+  ) => {
+    minter.function.addEnvironment(name, value);
+    for (const statement of statements) minter.role.addToPrincipalPolicy(statement);
+  };
+  const bucketArn = s.tokenBucket.bucketArn;
+  const out = under(s.tokenPrefix);
+
+  bind(
+    'REGTOKEN_CONFIG',
+    s.configUrl,
+    new iam.PolicyStatement({
+      sid: 'ReadGrants',
+      actions: ['s3:GetObject', 's3:GetObjectVersion'],
+      resources: [s.configBucket.arnForObjects(s.configKey)],
+    }),
+    // Without ListBucket, S3 answers 403 instead of 404 for a grants object not uploaded yet,
+    // and the run would report "access denied" instead of "no such object". The bucket holds
+    // nothing but the grants.
+    new iam.PolicyStatement({
+      sid: 'SeeMissingGrants',
+      actions: ['s3:ListBucket'],
+      resources: [s.configBucket.bucketArn],
+    }),
+  );
+
+  bind(
+    'REGTOKEN_OUT',
+    s.tokenStoreUrl,
+    // One object per principal: names come from the grants at run time.
+    new iam.PolicyStatement({
+      sid: 'WriteTokens',
+      actions: ['s3:PutObject', 's3:PutObjectTagging', 's3:DeleteObject'],
+      resources: [s.tokenBucket.arnForObjects(`${out}tokens/*`)],
+    }),
+    new iam.PolicyStatement({
+      sid: 'PublishTrustAndLock',
+      actions: ['s3:GetObject', 's3:PutObject'],
+      resources: [
+        s.tokenBucket.arnForObjects(`${out}trust/bundle.pem`),
+        s.tokenBucket.arnForObjects(`${out}trust/jwks.json`),
+        s.tokenBucket.arnForObjects(`${out}state/lock.json`),
+      ],
+    }),
+    // Lists tokens/ to remove tokens of principals no longer granted. Not narrowed with
+    // s3:prefix: the first run reads trust/bundle.pem and state/lock.json before they exist,
+    // and S3 answers that with 404 only to a caller allowed to list the bucket.
+    new iam.PolicyStatement({
+      sid: 'ListTokens',
+      actions: ['s3:ListBucket'],
+      resources: [bucketArn],
+    }),
+    new iam.PolicyStatement({
+      sid: 'OwnTokenBucketPolicy',
+      actions: ['s3:GetBucketPolicy', 's3:PutBucketPolicy'],
+      resources: [bucketArn],
+    }),
+    // Minting into S3 checks every same-account principal against IAM. The list APIs have no
+    // resource-level permissions; sts:GetCallerIdentity needs no permission.
+    new iam.PolicyStatement({
+      sid: 'CheckPrincipals',
+      actions: ['iam:ListRoles', 'iam:ListUsers'],
+      resources: ['*'],
+    }),
+  );
+
+  const tokenBucketId = Stack.of(s.tokenBucket).getLogicalId(
+    s.tokenBucket.node.defaultChild as s3.CfnBucket,
+  );
+  Validations.of(minter.role).acknowledge(
+    {
+      id: `AwsSolutions-IAM5[Resource::<${tokenBucketId}.Arn>/${out}tokens/*]`,
+      reason:
+        'The function writes and deletes one token object per principal under tokens/; the names come from the grants file at run time. It reads no token.',
+    },
+    {
+      id: 'AwsSolutions-IAM5[Resource::*]',
+      reason:
+        'iam:ListRoles and iam:ListUsers have no resource-level permissions: IAM only accepts "*" for them. They are the only actions on "*".',
+    },
+  );
+
+  // The bucket policy exempts these from its Denies; no permission is needed for that.
+  bind('REGTOKEN_MINTER_ARNS', s.minterArns.join(','));
+
+  bind(
+    'REGTOKEN_SIGNING_KEY',
+    `kms:${s.signingKey.keyArn}`,
+    signingStatement('SignWithRoot', [s.signingKey]),
+  );
+  allowOnlyToSign(s.signingKey, minter.role);
+  if (s.trustedKeys.length > 0) {
+    bind(
+      'REGTOKEN_TRUSTED_KEYS',
+      s.trustedKeys.map((k) => k.keyArn).join(','),
+      // Sign too: the root certificate of a trusted key is self-signed by that key once.
+      signingStatement('CertifyTrustedRoots', s.trustedKeys),
+    );
+    for (const key of s.trustedKeys) allowOnlyToSign(key, minter.role);
+  }
+
+  if (s.registryStorage) {
+    const prefix = checkPrefix('registryStorage.prefix', s.registryStorage.prefix ?? '');
+    const bucket = s.registryStorage.bucket;
+    bind(
+      'REGTOKEN_REPOSITORIES',
+      `s3://${bucket.bucketName}${prefix ? `/${prefix}` : ''}`,
+      new iam.PolicyStatement({
+        sid: 'ListRepositories',
+        actions: ['s3:ListBucket'],
+        resources: [bucket.bucketArn],
+        conditions: {
+          StringLike: { 's3:prefix': `${under(prefix)}docker/registry/v2/repositories/*` },
+        },
+      }),
+    );
+  }
+
+  // A lease outlasting the longest run, so a crashed run's lock frees itself.
+  bind('REGTOKEN_LOCK_LEASE', formatDuration(s.timeout.toSeconds() + 60));
+  bind('POWERTOOLS_LOG_LEVEL', s.logLevel);
+  bind('POWERTOOLS_SERVICE_NAME', s.serviceName);
+  bind('POWERTOOLS_METRICS_NAMESPACE', METRICS_NAMESPACE);
+}
