@@ -54,7 +54,6 @@ export function bindSettings(minter: MinterFunction, s: SettingsSource): void {
     minter.function.addEnvironment(name, value);
     for (const statement of statements) minter.role.addToPrincipalPolicy(statement);
   };
-  const bucketArn = s.tokenBucket.bucketArn;
   const out = under(s.tokenPrefix);
 
   bind(
@@ -75,45 +74,7 @@ export function bindSettings(minter: MinterFunction, s: SettingsSource): void {
     }),
   );
 
-  bind(
-    'REGTOKEN_OUT',
-    s.tokenStoreUrl,
-    // One object per principal: names come from the grants at run time.
-    new iam.PolicyStatement({
-      sid: 'WriteTokens',
-      actions: ['s3:PutObject', 's3:PutObjectTagging', 's3:DeleteObject'],
-      resources: [s.tokenBucket.arnForObjects(`${out}tokens/*`)],
-    }),
-    new iam.PolicyStatement({
-      sid: 'PublishTrustAndLock',
-      actions: ['s3:GetObject', 's3:PutObject'],
-      resources: [
-        s.tokenBucket.arnForObjects(`${out}trust/bundle.pem`),
-        s.tokenBucket.arnForObjects(`${out}trust/jwks.json`),
-        s.tokenBucket.arnForObjects(`${out}state/lock.json`),
-      ],
-    }),
-    // Lists tokens/ to remove tokens of principals no longer granted. Not narrowed with
-    // s3:prefix: the first run reads trust/bundle.pem and state/lock.json before they exist,
-    // and S3 answers that with 404 only to a caller allowed to list the bucket.
-    new iam.PolicyStatement({
-      sid: 'ListTokens',
-      actions: ['s3:ListBucket'],
-      resources: [bucketArn],
-    }),
-    new iam.PolicyStatement({
-      sid: 'OwnTokenBucketPolicy',
-      actions: ['s3:GetBucketPolicy', 's3:PutBucketPolicy'],
-      resources: [bucketArn],
-    }),
-    // Minting into S3 checks every same-account principal against IAM. The list APIs have no
-    // resource-level permissions; sts:GetCallerIdentity needs no permission.
-    new iam.PolicyStatement({
-      sid: 'CheckPrincipals',
-      actions: ['iam:ListRoles', 'iam:ListUsers'],
-      resources: ['*'],
-    }),
-  );
+  bind('REGTOKEN_OUT', s.tokenStoreUrl, ...tokenStoreStatements(s.tokenBucket, out));
 
   const tokenBucketId = Stack.of(s.tokenBucket).getLogicalId(
     s.tokenBucket.node.defaultChild as s3.CfnBucket,
@@ -172,4 +133,49 @@ export function bindSettings(minter: MinterFunction, s: SettingsSource): void {
   bind('POWERTOOLS_LOG_LEVEL', s.logLevel);
   bind('POWERTOOLS_SERVICE_NAME', s.serviceName);
   bind('POWERTOOLS_METRICS_NAMESPACE', METRICS_NAMESPACE);
+}
+
+/**
+ * What REGTOKEN_OUT needs: write and delete token objects, publish the trust material and hold
+ * the lock, list the tokens, own the bucket policy, and check principals against IAM.
+ */
+function tokenStoreStatements(tokenBucket: s3.Bucket, out: string): iam.PolicyStatement[] {
+  const bucketArn = tokenBucket.bucketArn;
+  return [
+    // One object per principal: names come from the grants at run time.
+    new iam.PolicyStatement({
+      sid: 'WriteTokens',
+      actions: ['s3:PutObject', 's3:PutObjectTagging', 's3:DeleteObject'],
+      resources: [tokenBucket.arnForObjects(`${out}tokens/*`)],
+    }),
+    new iam.PolicyStatement({
+      sid: 'PublishTrustAndLock',
+      actions: ['s3:GetObject', 's3:PutObject'],
+      resources: [
+        tokenBucket.arnForObjects(`${out}trust/bundle.pem`),
+        tokenBucket.arnForObjects(`${out}trust/jwks.json`),
+        tokenBucket.arnForObjects(`${out}state/lock.json`),
+      ],
+    }),
+    // Lists tokens/ to remove tokens of principals no longer granted. Not narrowed with
+    // s3:prefix: the first run reads trust/bundle.pem and state/lock.json before they exist,
+    // and S3 answers that with 404 only to a caller allowed to list the bucket.
+    new iam.PolicyStatement({
+      sid: 'ListTokens',
+      actions: ['s3:ListBucket'],
+      resources: [bucketArn],
+    }),
+    new iam.PolicyStatement({
+      sid: 'OwnTokenBucketPolicy',
+      actions: ['s3:GetBucketPolicy', 's3:PutBucketPolicy'],
+      resources: [bucketArn],
+    }),
+    // Minting into S3 checks every same-account principal against IAM. The list APIs have no
+    // resource-level permissions; sts:GetCallerIdentity needs no permission.
+    new iam.PolicyStatement({
+      sid: 'CheckPrincipals',
+      actions: ['iam:ListRoles', 'iam:ListUsers'],
+      resources: ['*'],
+    }),
+  ];
 }
