@@ -3,7 +3,8 @@
  * is named here, read once, and checked; a missing required one fails with its name.
  *
  * The same variables configure the CLI (flags override them) and the Lambda function, so a
- * local run and a cloud run read alike (docs/configuration.md).
+ * local run and a cloud run read alike (docs/cli.md, "Environment"; docs/aws.md for the
+ * function).
  */
 
 import { EnvError } from './errors.js';

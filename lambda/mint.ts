@@ -10,7 +10,8 @@
  * {@link signAndWrite} (one batch of principals, given their access and a signer) and
  * {@link finish} (removal, metrics; lock release and version check for a locked run).
  *
- * Guarantees (docs/architecture.md):
+ * The path through the code is in docs/architecture.md. Guarantees (docs/aws.md, "Nothing lost,
+ * nothing stale"):
  * - a grants file that fails validation stops the run before anything is written;
  * - a principal whose token cannot be made or written keeps its previous token, is reported in
  *   `failed`, and does not stop the others;
