@@ -12,6 +12,7 @@ import { isS3Url, parseS3Url } from './adapters/s3/shared.js';
 import { StsCallerIdentity } from './adapters/sts.js';
 import type { Sourced } from './core/client-settings.js';
 import { type Caller, callerFromArn, callerTokenKey, describeOwner } from './core/identity.js';
+import { quote } from './core/text.js';
 import {
   checkRegistry,
   checkTimes,
@@ -103,7 +104,7 @@ export function checkUsable(
 export function awsClientDeps(from: Sourced, clock: () => Date): ClientDeps {
   if (!isS3Url(from.value))
     throw new UsageError(
-      `${from.source}: "${from.value}" is not a token location (expected s3://TOKEN_BUCKET[/PREFIX])`,
+      `${from.source}: ${quote(from.value)} is not a token location (expected s3://TOKEN_BUCKET[/PREFIX])`,
     );
   const at = parseS3Url(from.value, 'prefix');
   const aws = new AwsClients();

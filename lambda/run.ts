@@ -20,6 +20,7 @@ import { StsCallerIdentity } from './adapters/sts.js';
 import { parseDuration } from './core/duration.js';
 import type { ConfigSource, Logger, Metrics, RunLock, Signer, TokenStore } from './core/ports.js';
 import { parsePrincipal } from './core/principal.js';
+import { quote } from './core/text.js';
 import { EnvError, UsageError } from './errors.js';
 import { type ExclusiveResult, type MintDeps, mint, mintExclusive } from './mint.js';
 
@@ -68,7 +69,7 @@ function signer(settings: RunSettings, ctx: RunContext): Signer {
     const mode = settings.signingMode ?? 'certificate';
     if (mode !== 'certificate' && mode !== 'direct')
       throw new EnvError(
-        `REGTOKEN_SIGNING_MODE is "${mode}": use certificate (the default) or direct`,
+        `REGTOKEN_SIGNING_MODE is ${quote(mode)}: use certificate (the default) or direct`,
       );
     const keyId = key.slice('kms:'.length);
     if (!keyId)
@@ -90,7 +91,9 @@ function leaseMs(settings: RunSettings): number {
   if (settings.lockLease === undefined) return DEFAULT_LOCK_LEASE_SECONDS * 1000;
   const seconds = parseDuration(settings.lockLease);
   if (!seconds)
-    throw new EnvError(`REGTOKEN_LOCK_LEASE is "${settings.lockLease}": write a duration like 15m`);
+    throw new EnvError(
+      `REGTOKEN_LOCK_LEASE is ${quote(settings.lockLease)}: write a duration like 15m`,
+    );
   return seconds * 1000;
 }
 

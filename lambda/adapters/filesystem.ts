@@ -9,8 +9,19 @@
  */
 
 import { randomBytes } from 'node:crypto';
-import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import {
+  type FileHandle,
+  mkdir,
+  open,
+  readdir,
+  readFile,
+  rename,
+  rm,
+  stat,
+  writeFile,
+} from 'node:fs/promises';
 import { dirname, join, relative, sep } from 'node:path';
+import { oversizedGrants } from '../core/config.js';
 import type {
   ConfigSource,
   RepositoryInventory,
@@ -19,7 +30,8 @@ import type {
   TrustMaterial,
 } from '../core/ports.js';
 import { checkRepositoryName } from '../core/repository.js';
-import { InputError, NotFoundError, StoreError } from '../errors.js';
+import { MAX_GRANTS_BYTES } from '../core/yaml.js';
+import { ConfigError, InputError, NotFoundError, StoreError } from '../errors.js';
 
 /** Writes `data` to `path` atomically (temporary file + rename) with the given mode. */
 export async function writeFileAtomic(path: string, data: string, mode = 0o644): Promise<void> {
@@ -42,17 +54,42 @@ function describeFsError(err: unknown, path: string): string {
   return `${path}: ${(err as Error).message}`;
 }
 
-/** A grants file on disk. */
+/**
+ * Reads at most `max` bytes of an open file; undefined when it holds more (a file's size is not
+ * trusted: a pipe or a device has none).
+ */
+async function readAtMost(handle: FileHandle, max: number): Promise<Buffer | undefined> {
+  const chunks: Buffer[] = [];
+  let total = 0;
+  for (;;) {
+    const chunk = Buffer.alloc(Math.min(1 << 20, max + 1 - total));
+    const { bytesRead } = await handle.read(chunk, 0, chunk.length, null);
+    if (bytesRead === 0) return Buffer.concat(chunks, total);
+    chunks.push(chunk.subarray(0, bytesRead));
+    total += bytesRead;
+    if (total > max) return undefined;
+  }
+}
+
+/** A grants file on disk, read only up to the size limit (docs/config.md, "Limits"). */
 export class FileConfigSource implements ConfigSource {
   constructor(readonly name: string) {}
 
   async read(): Promise<{ text: string; version?: string }> {
+    let handle: FileHandle | undefined;
     try {
-      return { text: await readFile(this.name, 'utf8') };
+      handle = await open(this.name, 'r');
+      const size = (await handle.stat()).size;
+      const data = size > MAX_GRANTS_BYTES ? undefined : await readAtMost(handle, MAX_GRANTS_BYTES);
+      if (!data) throw oversizedGrants(this.name, size > MAX_GRANTS_BYTES ? size : undefined);
+      return { text: data.toString('utf8') };
     } catch (err) {
+      if (err instanceof ConfigError) throw err;
       if ((err as NodeJS.ErrnoException).code === 'ENOENT')
         throw new NotFoundError(describeFsError(err, this.name), { cause: err });
       throw new InputError(describeFsError(err, this.name), { cause: err });
+    } finally {
+      await handle?.close();
     }
   }
 }
@@ -81,8 +118,11 @@ export class FileInventory implements RepositoryInventory {
     for (const [i, raw] of text.split('\n').entries()) {
       const line = raw.replace(/#.*/, '').trim();
       if (!line) continue;
-      const problem = checkRepositoryName(line);
-      if (problem) throw new InputError(`${this.name}:${i + 1}: ${problem}`);
+      // The line is not quoted: a file given here by mistake may be a key or credentials.
+      if (checkRepositoryName(line))
+        throw new InputError(
+          `${this.name}:${i + 1}: not a repository name (expected one name per line, like team-a/app; # starts a comment)`,
+        );
       names.push(line);
     }
     return names;

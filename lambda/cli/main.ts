@@ -6,11 +6,12 @@
 
 import { parseArgs } from 'node:util';
 import pkg from '../../package.json' with { type: 'json' };
+import { escapeControl, oneLine, quote } from '../core/text.js';
 import { quietSdkNotices, readEnv } from '../env.js';
 import { RegtokenError, UsageError } from '../errors.js';
 import type { Command } from './command.js';
 import { COMMANDS } from './commands.js';
-import type { CliContext } from './io.js';
+import type { CliContext, Output } from './io.js';
 
 function overview(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));
@@ -35,13 +36,30 @@ function parse(command: Command, argv: readonly string[]) {
     });
   } catch (err) {
     // node:util explains unknown flags and missing values well; keep its first sentence.
-    const message = (err as Error).message.split('\n')[0] ?? 'invalid arguments';
+    const message = oneLine((err as Error).message) || 'invalid arguments';
     throw new UsageError(`${command.name}: ${message.replace(/\. To specify.*$/, '')}`);
   }
 }
 
+/**
+ * An output that shows control characters as escapes: names, paths and messages may come from
+ * a hostile file, and a role name with terminal escapes must not retitle or clear the terminal
+ * of whoever reviews it. Only the CLI's own colour codes pass, and only when colour is on.
+ */
+function escaping(out: Output, color: boolean): Output {
+  return {
+    isTTY: out.isTTY,
+    write: (text) => out.write(escapeControl(text, { keepNewlines: true, keepColour: color })),
+  };
+}
+
 /** Runs the CLI with `argv` (without node and script); returns the exit code. */
-export async function run(argv: readonly string[], ctx: CliContext): Promise<number> {
+export async function run(argv: readonly string[], raw: CliContext): Promise<number> {
+  const ctx: CliContext = {
+    ...raw,
+    stdout: escaping(raw.stdout, raw.color),
+    stderr: escaping(raw.stderr, raw.color),
+  };
   const [name, ...rest] = argv;
   try {
     if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
@@ -54,7 +72,7 @@ export async function run(argv: readonly string[], ctx: CliContext): Promise<num
       return 0;
     }
     const command = COMMANDS.find((c) => c.name === name);
-    if (!command) throw new UsageError(`unknown command "${name}" (try 'regtoken --help')`);
+    if (!command) throw new UsageError(`unknown command ${quote(name)} (try 'regtoken --help')`);
     const args = parse(command, rest);
     if (args.values.help) {
       ctx.stdout.write(`${command.help}\n`);
@@ -69,7 +87,7 @@ export async function run(argv: readonly string[], ctx: CliContext): Promise<num
       return err.exitCode;
     }
     const message = err instanceof Error ? err.message : String(err);
-    ctx.stderr.write(`regtoken: unexpected error: ${message.split('\n')[0]}\n`);
+    ctx.stderr.write(`regtoken: unexpected error: ${oneLine(message)}\n`);
     if (ctx.env.debug && err instanceof Error && err.stack) ctx.stderr.write(`${err.stack}\n`);
     else ctx.stderr.write('(set REGTOKEN_DEBUG=1 to see the stack trace)\n');
     return 1;

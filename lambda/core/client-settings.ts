@@ -11,6 +11,7 @@
 
 import { InputError } from '../errors.js';
 import { jsonErrorLocation } from './json.js';
+import { quote } from './text.js';
 
 /** A setting and where it came from, for messages (`--from`, `REGTOKEN_FROM`, a file path). */
 export interface Sourced {
@@ -39,9 +40,9 @@ export function parseUserConfig(text: string, file: string): UserConfig {
   const out: Record<string, string> = {};
   for (const [key, value] of Object.entries(parsed)) {
     if (!(KEYS as readonly string[]).includes(key))
-      throw new InputError(`${file}: unknown key "${key}" (allowed: ${KEYS.join(', ')})`);
+      throw new InputError(`${file}: unknown key ${quote(key)} (allowed: ${KEYS.join(', ')})`);
     if (typeof value !== 'string' || value.trim() === '')
-      throw new InputError(`${file}: "${key}" must be a non-empty string`);
+      throw new InputError(`${file}: ${quote(key)} must be a non-empty string`);
     out[key] = value.trim();
   }
   return out;

@@ -6,17 +6,7 @@
  * throws on bad input except {@link ConfigError}, which carries the full list.
  */
 
-import { Ajv2020, type ErrorObject } from 'ajv/dist/2020.js';
-import {
-  isMap,
-  isScalar,
-  isSeq,
-  LineCounter,
-  type Pair,
-  parseDocument,
-  type Node as YamlNode,
-} from 'yaml';
-import schema from '../../config-schema/grants.schema.json' with { type: 'json' };
+import { isMap, isScalar, isSeq, type Pair, type Node as YamlNode } from 'yaml';
 import { ConfigError, type ConfigIssue } from '../errors.js';
 import { MAX_TTL_SECONDS, MIN_TTL_SECONDS, parseDuration } from './duration.js';
 import type {
@@ -27,56 +17,102 @@ import type {
   Location,
   RegistrySettings,
 } from './grants.js';
-import { type Principal, parsePrincipal, principalIdentity } from './principal.js';
-import { parseRepositoryPattern } from './repository.js';
+import {
+  MAX_PRINCIPAL_ARN_LENGTH,
+  type Principal,
+  parsePrincipal,
+  principalIdentity,
+} from './principal.js';
+import { MAX_REPOSITORY_NAME_LENGTH, parseRepositoryPattern } from './repository.js';
+import { describeSchemaError, type Path, schemaValidator } from './schema-errors.js';
+import { excerpt, quote } from './text.js';
+import { readYaml, sizeProblem, yamlData } from './yaml.js';
 
 /** Token lifetime when the file sets none. */
 export const DEFAULT_TOKEN_TTL_SECONDS = 12 * 3_600;
 /** Hard token size limit when the file sets none: one HTTP header behind an AWS load balancer. */
 export const DEFAULT_MAX_TOKEN_BYTES = 16_384;
 
-type Path = readonly (string | number)[];
+/** Most problems one error lists; a hostile file can have millions. */
+export const MAX_ISSUES = 100;
 
-let validateSchema: ReturnType<Ajv2020['compile']> | undefined;
-function schemaValidator() {
-  // Compiled on first use, not at import, to keep the Lambda's cold start short for runs that
-  // fail before reading a config.
-  validateSchema ??= new Ajv2020({ allErrors: true, strict: true, strictRequired: false }).compile(
-    schema,
-  );
-  return validateSchema;
+/**
+ * What a file that is not YAML-shaped looks like, to say so without quoting it: a key or an AWS
+ * credentials file passed by mistake must not end up in an error message.
+ */
+function secretLook(text: string): string | undefined {
+  if (/-----BEGIN [A-Z0-9 ]{1,40}-----/.test(text))
+    return 'this looks like a PEM key or certificate';
+  // [ \t]*, not \s*: \s also matches line ends, and a file of blank lines would cost the square.
+  if (
+    /^[ \t]*\[[^\]\n]{1,100}\][ \t]*$/m.test(text) &&
+    /^[ \t]*[A-Za-z0-9_.-]{1,100}[ \t]*=/m.test(text)
+  )
+    return 'this looks like an INI file, such as AWS credentials';
+  return undefined;
+}
+
+function notGrantsFile(what: string): string {
+  return `not a grants file: ${what} (a grants file is a YAML mapping with version, registry and grants)`;
+}
+
+function kindOf(value: unknown): string {
+  if (value === null) return 'empty';
+  if (Array.isArray(value)) return 'a list';
+  if (typeof value === 'string') {
+    const lines = value.split('\n').length;
+    return lines === 1 ? 'a single line of text' : `${lines} lines of text`;
+  }
+  return `a ${typeof value}`;
 }
 
 /**
  * Parses and validates a grants file. `file` is the name used in messages (a path or URL).
- * Throws {@link ConfigError} listing every problem.
+ * Throws {@link ConfigError} listing every problem (at most {@link MAX_ISSUES}). Messages quote
+ * values only as short escaped excerpts, and nothing at all of a file that is not YAML-shaped.
  */
 export function parseGrants(text: string, file: string): GrantsConfig {
-  const lineCounter = new LineCounter();
-  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
+  const { doc, lineCounter, problems } = readYaml(text);
   const issues: ConfigIssue[] = [];
   const at = (offset: number | undefined): Location => {
     const pos = lineCounter.linePos(offset ?? 0);
     return { file, line: pos.line, col: pos.col };
   };
   const report = (loc: Location, message: string) => issues.push({ ...loc, message });
+  const fail = (): never => {
+    throw new ConfigError(capIssues(sortIssues(issues)));
+  };
 
-  for (const err of doc.errors) {
-    const pos = err.linePos?.[0];
-    const loc = pos ? { file, line: pos.line, col: pos.col } : at(err.pos[0]);
+  for (const problem of problems) {
+    const loc = at(problem.offset);
     // One syntax slip often yields several parser errors at the same spot: report the first.
     if (issues.some((i) => i.line === loc.line && i.col === loc.col)) continue;
-    report(loc, `YAML: ${err.message.split('\n')[0]?.replace(/ at line \d+, column \d+:?$/, '')}`);
+    report(loc, problem.message);
   }
-  if (issues.length) throw new ConfigError(issues);
-  if (doc.contents === null) {
+  if (issues.length || !doc) {
+    // A file that does not parse may be anything: if it looks like a secret, say only that.
+    const look = doc ? secretLook(text) : undefined;
+    if (look) throw new ConfigError([{ file, line: 1, col: 1, message: notGrantsFile(look) }]);
+    fail();
+  }
+  const parsed = doc as NonNullable<typeof doc>;
+  if (parsed.contents === null) {
     report(at(0), 'the file is empty: expected a grants file (see docs/config.md)');
-    throw new ConfigError(issues);
+    fail();
+  }
+  const converted = yamlData(parsed);
+  if ('problem' in converted) {
+    report(at(converted.problem.offset), converted.problem.message);
+    fail();
+  }
+  const data = 'data' in converted ? converted.data : undefined;
+  if (!isMap(parsed.contents)) {
+    report(at(0), notGrantsFile(secretLook(text) ?? `its content is ${kindOf(data)}`));
+    fail();
   }
 
   const locate = (path: Path, key = false): Location =>
-    at(nodeAt(doc.contents, path, key)?.range?.[0]);
-  const data: unknown = doc.toJS({ maxAliasCount: 100 });
+    at(nodeAt(parsed.contents, path, key)?.range?.[0]);
   const validate = schemaValidator();
   if (!validate(data)) {
     for (const e of validate.errors ?? []) {
@@ -86,8 +122,27 @@ export function parseGrants(text: string, file: string): GrantsConfig {
   }
 
   const config = checkMeaning(data, file, locate, report);
-  if (issues.length || !config) throw new ConfigError(sortIssues(issues));
-  return config;
+  if (issues.length || !config) fail();
+  return config as GrantsConfig;
+}
+
+/**
+ * The error for a grants file over the size limit, for sources that can tell before reading it
+ * all (a file's size, an S3 object's length); `bytes` undefined when only "more" is known.
+ */
+export function oversizedGrants(file: string, bytes: number | undefined): ConfigError {
+  const message = sizeProblem(bytes)?.message ?? `the file is ${bytes} bytes`;
+  return new ConfigError([{ file, line: 1, col: 1, message }]);
+}
+
+/** The first {@link MAX_ISSUES} issues, and one more saying how many are not shown. */
+function capIssues(issues: ConfigIssue[]): ConfigIssue[] {
+  const next = issues[MAX_ISSUES];
+  if (!next) return issues;
+  return [
+    ...issues.slice(0, MAX_ISSUES),
+    { ...next, message: `and ${issues.length - MAX_ISSUES} more problems from here on, not shown` },
+  ];
 }
 
 function sortIssues(issues: ConfigIssue[]): ConfigIssue[] {
@@ -126,166 +181,6 @@ function nodeAt(root: unknown, path: Path, key = false): YamlNode | undefined {
   return key ? (keyNode ?? node) : node;
 }
 
-function pathOf(pointer: string): (string | number)[] {
-  if (pointer === '') return [];
-  return pointer
-    .slice(1)
-    .split('/')
-    .map((s) => s.replaceAll('~1', '/').replaceAll('~0', '~'))
-    .map((s) => (/^\d+$/.test(s) ? Number(s) : s));
-}
-
-function getAt(data: unknown, path: Path): unknown {
-  let cur = data;
-  for (const step of path) {
-    if (cur === null || typeof cur !== 'object') return undefined;
-    cur = (cur as Record<string | number, unknown>)[step];
-  }
-  return cur;
-}
-
-function typeName(value: unknown): string {
-  if (value === null) return 'null';
-  if (Array.isArray(value)) return 'a list';
-  if (typeof value === 'object') return 'a mapping';
-  if (typeof value === 'string') return `the string "${value}"`;
-  return `${typeof value === 'number' ? 'the number' : 'the value'} ${String(value)}`;
-}
-
-const TYPE_WORDS: Record<string, string> = {
-  object: 'a mapping',
-  array: 'a list',
-  string: 'a string',
-  integer: 'an integer',
-  boolean: 'true or false',
-};
-
-/** Field names that only make sense in a known place, for "did you mean" hints. */
-const KNOWN_FIELDS = [
-  'version',
-  'registry',
-  'tokenTtl',
-  'grants',
-  'host',
-  'service',
-  'issuer',
-  'maxTokenBytes',
-  'principal',
-  'principals',
-  'ttl',
-  'access',
-  'repository',
-  'actions',
-  'catalog',
-];
-
-function suggest(name: string): string {
-  const lower = name.toLowerCase();
-  const hit = KNOWN_FIELDS.find(
-    (k) => k.toLowerCase() === lower || editDistance(k.toLowerCase(), lower) <= 2,
-  );
-  return hit && hit !== name ? ` (did you mean "${hit}"?)` : '';
-}
-
-function editDistance(a: string, b: string): number {
-  const row = Array.from({ length: b.length + 1 }, (_, i) => i);
-  for (let i = 1; i <= a.length; i++) {
-    let prev = row[0] ?? 0;
-    row[0] = i;
-    for (let j = 1; j <= b.length; j++) {
-      const tmp = row[j] ?? 0;
-      row[j] = Math.min(
-        (row[j] ?? 0) + 1,
-        (row[j - 1] ?? 0) + 1,
-        prev + (a[i - 1] === b[j - 1] ? 0 : 1),
-      );
-      prev = tmp;
-    }
-  }
-  return row[b.length] ?? 0;
-}
-
-/**
- * Turns one JSON Schema error into a sentence a reviewer understands, at the right node.
- * Returns undefined for errors that say nothing new (the `if` wrapper, string formats the
- * meaning checks explain better).
- */
-function describeSchemaError(
-  e: ErrorObject,
-  data: unknown,
-): { path: Path; atKey?: boolean; message: string } | undefined {
-  const path = pathOf(e.instancePath);
-  const field = path.filter((s) => typeof s === 'string').at(-1) ?? 'grants file';
-  const value = getAt(data, path);
-  switch (e.keyword) {
-    case 'required': {
-      const missing = String(e.params.missingProperty);
-      if (e.schemaPath.includes('/else') && missing === 'principal')
-        return { path, message: 'grant names no principal: add "principal" or "principals"' };
-      if (e.schemaPath.includes('/else') && (missing === 'repository' || missing === 'actions'))
-        return {
-          path,
-          message: `access entry needs "${missing}" (or is it "catalog: true"?)`,
-        };
-      return {
-        path,
-        atKey: true,
-        message:
-          typeof path.at(-1) === 'string'
-            ? `"${field}" is missing required field "${missing}"`
-            : `missing required field "${missing}"`,
-      };
-    }
-    case 'additionalProperties': {
-      const extra = String(e.params.additionalProperty);
-      return {
-        path: [...path, extra],
-        atKey: true,
-        message: `unknown field "${extra}"${suggest(extra)}`,
-      };
-    }
-    case 'type':
-      return {
-        path,
-        message: `"${field}" must be ${TYPE_WORDS[String(e.params.type)] ?? e.params.type}, not ${typeName(value)}`,
-      };
-    case 'const':
-      if (field === 'version')
-        return { path, message: `unsupported version ${JSON.stringify(value)}: expected 1` };
-      return { path, message: `"${field}" must be true (or left out)` };
-    case 'enum':
-      return {
-        path,
-        message: `unknown action ${typeName(value).replace('the string ', '')} (allowed: pull, push, delete, *)`,
-      };
-    case 'minItems':
-      return { path, message: `"${field}" must not be empty` };
-    case 'minLength':
-      return { path, message: `"${field}" must not be empty` };
-    case 'uniqueItems':
-      return {
-        path: [...path, Number(e.params.i)],
-        message: `"${String((value as unknown[])[Number(e.params.i)])}" is listed twice in "${field}"`,
-      };
-    case 'minimum':
-      return { path, message: `"${field}" must be at least ${e.params.limit}` };
-    case 'maximum':
-      return { path, message: `"${field}" must be at most ${e.params.limit}` };
-    case 'not':
-      if (isRecord(value) && 'principal' in value && 'principals' in value)
-        return { path, message: 'use either "principal" or "principals" in a grant, not both' };
-      return { path, message: 'a "catalog: true" entry cannot also name a repository or actions' };
-    case 'pattern':
-    case 'maxLength':
-      // Formats (ARNs, repository names, durations, hosts) get precise messages from checkMeaning.
-      return undefined;
-    case 'if':
-      return undefined;
-    default:
-      return { path, message: `"${field}" ${e.message ?? 'is invalid'}` };
-  }
-}
-
 const HOST_RE = /^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?(:[0-9]{1,5})?$/;
 
 function isRecord(v: unknown): v is Record<string, unknown> {
@@ -313,8 +208,8 @@ function checkMeaning(
       fail(
         ['registry', 'host'],
         r.host.includes('://')
-          ? `registry host "${r.host}" must not include a scheme: write it as it appears in image names, like registry.example.com`
-          : `registry host "${r.host}" must be a host name with an optional port, like registry.example.com:5000`,
+          ? `registry host ${quote(r.host)} must not include a scheme: write it as it appears in image names, like registry.example.com`
+          : `registry host ${quote(r.host)} must be a host name with an optional port, like registry.example.com:5000`,
       );
     }
     if (typeof r.host === 'string' && typeof r.service === 'string' && typeof r.issuer === 'string')
@@ -333,14 +228,14 @@ function checkMeaning(
     if (seconds === undefined) {
       fail(
         path,
-        `"${value}" is not a duration: write it like 12h, 90m or 1h30m (units d, h, m, s)`,
+        `${quote(value)} is not a duration: write it like 12h, 90m or 1h30m (units d, h, m, s)`,
       );
       return undefined;
     }
     if (seconds < MIN_TTL_SECONDS || seconds > MAX_TTL_SECONDS) {
       fail(
         path,
-        `token lifetime ${value} is outside the allowed ${MIN_TTL_SECONDS / 60}m to ${MAX_TTL_SECONDS / 3600}h`,
+        `token lifetime ${excerpt(value)} is outside the allowed ${MIN_TTL_SECONDS / 60}m to ${MAX_TTL_SECONDS / 3600}h`,
       );
       return undefined;
     }
@@ -391,7 +286,7 @@ function checkMeaning(
       if (dupe) {
         fail(
           path,
-          `principal "${p.arn}" is listed twice in this grant (first at line ${dupe.line})`,
+          `principal ${quote(p.arn, MAX_PRINCIPAL_ARN_LENGTH)} is listed twice in this grant (first at line ${dupe.line})`,
         );
         continue;
       }
@@ -401,7 +296,7 @@ function checkMeaning(
       else if (prev.arn !== p.arn)
         fail(
           path,
-          `"${p.arn}" and "${prev.arn}" (line ${prev.at.line}) are the same ${p.type} for IAM (names are unique per account, ignoring case and path): write it one way`,
+          `${quote(p.arn, MAX_PRINCIPAL_ARN_LENGTH)} and ${quote(prev.arn, MAX_PRINCIPAL_ARN_LENGTH)} (line ${prev.at.line}) are the same ${p.type} for IAM (names are unique per account, ignoring case and path): write it one way`,
         );
       // A grant without ttl defers to others; two different explicit lifetimes are a conflict.
       if (grantTtl !== undefined && typeof g.ttl === 'string') {
@@ -410,7 +305,7 @@ function checkMeaning(
         else if (other.seconds !== grantTtl)
           fail(
             [...base, 'ttl'],
-            `conflicting ttl for "${p.arn}": ${g.ttl} here, ${other.text} in the grant at line ${other.line}`,
+            `conflicting ttl for ${quote(p.arn, MAX_PRINCIPAL_ARN_LENGTH)}: ${excerpt(g.ttl)} here, ${excerpt(other.text)} in the grant at line ${other.line}`,
           );
       }
       principals.push(p);
@@ -448,7 +343,7 @@ function checkMeaning(
       if (dupe)
         fail(
           [...path, 'repository'],
-          `repository "${a.repository}" appears twice in this grant (first at ${dupe.line}:${dupe.col}): merge the actions into one entry`,
+          `repository ${quote(a.repository, MAX_REPOSITORY_NAME_LENGTH)} appears twice in this grant (first at ${dupe.line}:${dupe.col}): merge the actions into one entry`,
         );
       seenPatterns.set(a.repository, locate([...path, 'repository']));
       const actions = a.actions.filter((x): x is Action =>

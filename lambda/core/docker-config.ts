@@ -17,6 +17,7 @@
 
 import { InputError } from '../errors.js';
 import { jsonErrorLocation } from './json.js';
+import { excerpt } from './text.js';
 
 /** What {@link setRegistryToken} decided. */
 export interface DockerConfigUpdate {
@@ -83,7 +84,7 @@ export function setRegistryToken(
   const helpers = config.credHelpers;
   if (isObject(helpers) && typeof helpers[host] === 'string')
     warnings.push(
-      `${file} sends ${host} to the credential helper docker-credential-${helpers[host]} (credHelpers): Docker still uses the token, but fails the pull when that helper fails; remove credHelpers["${host}"] unless you need it`,
+      `${file} sends ${host} to the credential helper docker-credential-${excerpt(String(helpers[host]))} (credHelpers): Docker still uses the token, but fails the pull when that helper fails; remove credHelpers["${host}"] unless you need it`,
     );
   return { text: `${JSON.stringify(next, null, '\t')}\n`, changed, removed, warnings };
 }

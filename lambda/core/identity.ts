@@ -10,6 +10,7 @@
  */
 
 import { PARTITIONS, type ParseResult, type Partition, tokenKey } from './principal.js';
+import { quote } from './text.js';
 
 /** The IAM user or role behind a caller identity. */
 export interface Caller {
@@ -36,10 +37,10 @@ const NAME_RE = /^[A-Za-z0-9+=,.@_-]{1,64}$/;
 export function callerFromArn(arn: string): ParseResult<Caller> {
   const fail = (reason: string) => ({ ok: false, reason }) as const;
   const m = ARN_RE.exec(arn);
-  if (!m) return fail(`"${arn}" is not an AWS ARN`);
+  if (!m) return fail(`${quote(arn)} is not an AWS ARN`);
   const [, partition = '', service = '', , account = '', resource = ''] = m;
   if (!(PARTITIONS as readonly string[]).includes(partition))
-    return fail(`${arn} is in partition "${partition}", where regtoken mints no tokens`);
+    return fail(`${arn} is in partition ${quote(partition)}, where regtoken mints no tokens`);
   if (!/^\d{12}$/.test(account)) return fail(`${arn} has no 12-digit account`);
   const use = 'sign in as an IAM user or a role named in the grants file';
   if (service === 'iam' && resource === 'root')

@@ -7,6 +7,8 @@
  * many more characters in paths; such principals are refused with a message that says why.
  */
 
+import { excerpt, quote } from './text.js';
+
 /** Partitions a token owner may live in. */
 export const PARTITIONS = ['aws', 'aws-cn', 'aws-us-gov'] as const;
 export type Partition = (typeof PARTITIONS)[number];
@@ -42,54 +44,60 @@ export type ParseResult<T> =
 export function parsePrincipal(arn: string): ParseResult<Principal> {
   const fail = (reason: string) => ({ ok: false, reason }) as const;
   if (arn.includes('*') || arn.includes('?'))
-    return fail(`principal "${arn}" contains a wildcard: name one IAM user or role exactly`);
+    return fail(`principal ${quote(arn)} contains a wildcard: name one IAM user or role exactly`);
   const m = ARN_RE.exec(arn);
   if (!m)
     return fail(
-      `"${arn}" is not an IAM ARN: expected arn:aws:iam::ACCOUNT:role/NAME or arn:aws:iam::ACCOUNT:user/NAME`,
+      `${quote(arn)} is not an IAM ARN: expected arn:aws:iam::ACCOUNT:role/NAME or arn:aws:iam::ACCOUNT:user/NAME`,
     );
   const [, partition = '', service = '', region = '', account = '', resource = ''] = m;
   if (service === 'sts' && resource.startsWith('assumed-role/')) {
     const role = resource.split('/')[1] ?? 'NAME';
     return fail(
-      `"${arn}" is a role session; name the role instead: arn:${partition}:iam::${account}:role/${role}`,
+      `${quote(arn)} is a role session; name the role instead: arn:${excerpt(partition)}:iam::${excerpt(account)}:role/${excerpt(role)}`,
     );
   }
   if (service !== 'iam')
     return fail(
-      `"${arn}" is not an IAM ARN (service "${service}"): only IAM users and roles own tokens`,
+      `${quote(arn)} is not an IAM ARN (service ${quote(service)}): only IAM users and roles own tokens`,
     );
   if (!(PARTITIONS as readonly string[]).includes(partition))
-    return fail(`unknown partition "${partition}" in "${arn}" (allowed: ${PARTITIONS.join(', ')})`);
-  if (region !== '') return fail(`IAM ARNs have no region: "${arn}" names "${region}"`);
-  if (!/^\d{12}$/.test(account)) return fail(`account "${account}" in "${arn}" must be 12 digits`);
+    return fail(
+      `unknown partition ${quote(partition)} in ${quote(arn)} (allowed: ${PARTITIONS.join(', ')})`,
+    );
+  if (region !== '') return fail(`IAM ARNs have no region: ${quote(arn)} names ${quote(region)}`);
+  if (!/^\d{12}$/.test(account))
+    return fail(`account ${quote(account)} in ${quote(arn)} must be 12 digits`);
   const slash = resource.indexOf('/');
   const type = slash < 0 ? resource : resource.slice(0, slash);
   if (type !== 'role' && type !== 'user')
-    return fail(`"${arn}" names a ${type || 'resource'}: only IAM users and roles own tokens`);
-  if (slash < 0) return fail(`"${arn}" has no ${type} name: expected ${type}/NAME`);
+    return fail(
+      `${quote(arn)} names a ${type ? excerpt(type) : 'resource'}: only IAM users and roles own tokens`,
+    );
+  if (slash < 0)
+    return fail(`${quote(arn)} has no ${excerpt(type)} name: expected ${excerpt(type)}/NAME`);
   const rest = resource.slice(slash + 1);
   const segments = rest.split('/');
   const name = segments.pop() ?? '';
   if (arn.includes(','))
     return fail(
-      `"${arn}" contains ",": the owner ARN is stored in an S3 object tag, which cannot hold commas`,
+      `${quote(arn)} contains ",": the owner ARN is stored in an S3 object tag, which cannot hold commas`,
     );
   for (const seg of segments) {
     if (!PATH_SEGMENT_RE.test(seg))
       return fail(
-        `path of "${arn}" has ${seg === '' ? 'an empty segment' : `segment "${seg}" with characters outside A-Z a-z 0-9 + = . @ _ -`}`,
+        `path of ${quote(arn)} has ${seg === '' ? 'an empty segment' : `segment ${quote(seg)} with characters outside A-Z a-z 0-9 + = . @ _ -`}`,
       );
   }
   if (!NAME_RE.test(name))
     return fail(
       name === ''
-        ? `"${arn}" has no ${type} name`
-        : `${type} name "${name}" must be 1-64 characters from A-Z a-z 0-9 + = . @ _ -`,
+        ? `${quote(arn)} has no ${type} name`
+        : `${type} name ${quote(name)} must be 1-64 characters from A-Z a-z 0-9 + = . @ _ -`,
     );
   if (arn.length > MAX_PRINCIPAL_ARN_LENGTH)
     return fail(
-      `"${arn.slice(0, 40)}…" is ${arn.length} characters; at most ${MAX_PRINCIPAL_ARN_LENGTH} fit the S3 object tag that binds a token to its owner`,
+      `${quote(arn, 40)} is too long: at most ${MAX_PRINCIPAL_ARN_LENGTH} characters fit the S3 object tag that binds a token to its owner`,
     );
   const path = segments.length ? `/${segments.join('/')}/` : '/';
   return {

@@ -14,6 +14,7 @@
  */
 
 import type { ParseResult } from './principal.js';
+import { quote } from './text.js';
 
 export const MAX_REPOSITORY_NAME_LENGTH = 255;
 const COMPONENT = '[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*';
@@ -32,11 +33,11 @@ export function checkRepositoryName(name: string): string | undefined {
   if (name.length > MAX_REPOSITORY_NAME_LENGTH)
     return `repository name is ${name.length} characters (at most ${MAX_REPOSITORY_NAME_LENGTH})`;
   for (const component of name.split('/')) {
-    if (component === '') return `repository name "${name}" has an empty path component`;
+    if (component === '') return `repository name ${quote(name)} has an empty path component`;
     if (!COMPONENT_RE.test(component))
       return /[A-Z]/.test(component)
-        ? `repository name "${name}" must be lower case`
-        : `repository name "${name}": component "${component}" must be lower-case letters and digits, separated by ".", "_", "__" or "-"`;
+        ? `repository name ${quote(name)} must be lower case`
+        : `repository name ${quote(name)}: component ${quote(component)} must be lower-case letters and digits, separated by ".", "_", "__" or "-"`;
   }
   return undefined;
 }
@@ -71,17 +72,17 @@ export function parseRepositoryPattern(source: string): ParseResult<RepositoryPa
     if (component.includes('**'))
       return {
         ok: false,
-        reason: `pattern "${source}": "**" must be a whole path component (like team-a/**)`,
+        reason: `pattern ${quote(source)}: "**" must be a whole path component (like team-a/**)`,
       };
     if (component === '')
-      return { ok: false, reason: `pattern "${source}" has an empty path component` };
+      return { ok: false, reason: `pattern ${quote(source)} has an empty path component` };
     // A component with `*` must still be a valid component once the wildcards match something.
     if (!COMPONENT_RE.test(component.replaceAll('*', 'a')) && component !== '*')
       return {
         ok: false,
         reason: /[A-Z]/.test(component)
-          ? `pattern "${source}" must be lower case`
-          : `pattern "${source}": component "${component}" may use only lower-case letters, digits, ".", "_", "-" and "*"`,
+          ? `pattern ${quote(source)} must be lower case`
+          : `pattern ${quote(source)}: component ${quote(component)} may use only lower-case letters, digits, ".", "_", "-" and "*"`,
       };
     const prev = components[i - 1];
     const sep = i === 0 || prev === '**' ? '' : '/';

@@ -14,6 +14,7 @@ import type { ResourceAccess } from './grants.js';
 import type { Caller } from './identity.js';
 import type { TokenDocument } from './ports.js';
 import { parsePrincipal } from './principal.js';
+import { quote } from './text.js';
 import { decodeClaims, type TokenClaims } from './token.js';
 
 /** Leeway the registry allows on `exp` and `nbf` (distribution 2.8: 60 s). */
@@ -54,7 +55,7 @@ export function parseTokenDocument(text: string, where: string, caller: Caller):
       `${where}: not a token document (expected principal, registry, token, access)`,
     );
   if (!REGISTRY_HOST_RE.test(d.registry))
-    throw new InputError(`${where}: "${d.registry}" is not a registry host`);
+    throw new InputError(`${where}: ${quote(d.registry)} is not a registry host`);
   const claims = decodeClaims(d.token);
   if (!claims || typeof claims.exp !== 'number')
     throw new InputError(`${where}: the token in it is not a registry token (no "exp" claim)`);

@@ -47,7 +47,10 @@ describe('parsePrincipal refuses what cannot own a token', () => {
       'arn:aws:sts::111122223333:assumed-role/ci/i-123',
       'name the role instead: arn:aws:iam::111122223333:role/ci',
     ],
-    [`arn:aws:iam::111122223333:role/${'p/'.repeat(120)}x`, 'at most 256 fit'],
+    [
+      `arn:aws:iam::111122223333:role/${'p/'.repeat(120)}x`,
+      'is too long: at most 256 characters fit',
+    ],
   ])('%s', (arn, reason) => {
     const r = parsePrincipal(arn);
     expect(r.ok).toBe(false);
