@@ -8,6 +8,7 @@ import type { BundleResult } from './bundle.js';
 import { type CallCounts, serviceTotal } from './counter.js';
 import type { AwsSetup, E2EResult } from './e2e.js';
 import type { EngineResult } from './engine.js';
+import type { HostileCase } from './hostile.js';
 
 export interface Machine {
   readonly cpu: string;
@@ -44,12 +45,15 @@ export interface BenchResult {
   readonly bundle: BundleResult;
   /** The size at which KMS direct mode was measured. */
   readonly directAt: number;
+  /** Inputs built to be slow (bench/hostile.ts). */
+  readonly hostile: readonly HostileCase[];
 }
 
 export interface TargetCheck {
   readonly target: string;
   readonly measured: string;
-  readonly met: boolean;
+  /** Undefined when this run cannot tell (a comparison across sizes, with one size). */
+  readonly met: boolean | undefined;
 }
 
 const IAM_PAGE = 1000;
@@ -60,11 +64,15 @@ export const LIMITS = {
   rssMiB: 256,
   bundleBytes: 1024 * 1024,
   coldLoadMs: 200,
+  hostileMs: 1000,
 } as const;
 
 const int = (n: number): string => Math.round(n).toLocaleString('en-US');
 const ms = (n: number): string => (n >= 10_000 ? `${(n / 1000).toFixed(1)} s` : `${int(n)} ms`);
 const ratio = (a: number, b: number): number => a / b;
+/** Milliseconds with a precision that suits them, down to microseconds. */
+const time = (n: number): string =>
+  n >= 10 ? ms(n) : n >= 0.1 ? `${n.toFixed(2)} ms` : `${(n * 1000).toFixed(1)} µs`;
 const x = (r: number): string => `${r.toFixed(2)}×`;
 const mib = (kib: number): string => `${int(kib / 1024)} MiB`;
 const bytes = (n: number): string => (n >= 10_240 ? `${(n / 1024).toFixed(1)} KiB` : `${int(n)} B`);
@@ -100,6 +108,9 @@ export function checkTargets(r: BenchResult): TargetCheck[] {
       iamBound(s.setup),
   );
   const at = largest ? `at ${int(largest.n)}` : '';
+  const slowest = [...r.hostile].sort(
+    (a, b) => (b.ms ?? Number.POSITIVE_INFINITY) - (a.ms ?? Number.POSITIVE_INFINITY),
+  )[0];
   return [
     {
       target: `engine ≤ ${LIMITS.engineRatio}× its floor`,
@@ -113,8 +124,8 @@ export function checkTargets(r: BenchResult): TargetCheck[] {
     },
     {
       target: 'KMS calls per run constant',
-      measured: `${per((s) => serviceTotal(steady(s.e2e).calls, 'KMS'), int)} (first run: ${per((s) => serviceTotal(s.e2e.first.calls, 'KMS'), int)})`,
-      met: kms.every((k) => k === kms[0]),
+      measured: `${per((s) => serviceTotal(steady(s.e2e).calls, 'KMS'), int)} (first run: ${per((s) => serviceTotal(s.e2e.first.calls, 'KMS'), int)})${kms.length < 2 ? '; constant across sizes needs two sizes' : ''}`,
+      met: kms.length < 2 ? undefined : kms.every((k) => k === kms[0]),
     },
     {
       target: 'IAM calls ≤ pages of ListRoles/ListUsers + one per account',
@@ -141,6 +152,13 @@ export function checkTargets(r: BenchResult): TargetCheck[] {
       target: 'Lambda bundle ≤ 1 MB',
       measured: bytes(r.bundle.bytes),
       met: r.bundle.bytes <= LIMITS.bundleBytes,
+    },
+    {
+      target: `each hostile input refused or matched in ≤ ${ms(LIMITS.hostileMs)}`,
+      measured: `slowest: ${slowest ? `${slowest.name}, ${slowest.ms === undefined ? `over the ${ms(slowest.deadlineMs)} deadline` : ms(slowest.ms)}` : '—'}`,
+      met:
+        r.hostile.length > 0 &&
+        r.hostile.every((h) => h.ms !== undefined && h.ms <= LIMITS.hostileMs),
     },
     {
       target: `cold load ≤ ${LIMITS.coldLoadMs} ms`,
@@ -361,12 +379,30 @@ export function renderMarkdown(r: BenchResult): string {
   out.push('');
   out.push(`Bundle: ${b.note}.`);
   out.push('');
-  out.push('**Targets** (issue 6)');
+  out.push(
+    '**Hostile inputs** (bench/hostile.ts; each in its own process, stopped at its deadline)',
+  );
+  out.push('');
+  out.push(
+    table(
+      ['input', 'time per repetition'],
+      r.hostile.map((h) => [
+        h.name,
+        h.ms === undefined ? `over the ${ms(h.deadlineMs)} deadline` : time(h.ms),
+      ]),
+    ),
+  );
+  out.push('');
+  out.push('**Targets** (issue 6; hostile inputs: issue 14)');
   out.push('');
   out.push(
     table(
       ['target', 'measured', 'met'],
-      checkTargets(r).map((t) => [t.target, t.measured, t.met ? 'yes' : '**no**']),
+      checkTargets(r).map((t) => [
+        t.target,
+        t.measured,
+        t.met === undefined ? 'n/a' : t.met ? 'yes' : '**no**',
+      ]),
     ),
   );
   return out.join('\n');

@@ -29,6 +29,7 @@ import type { AwsSetup, E2EResult } from './e2e.js';
 import { setupAws } from './e2e.js';
 import type { EngineResult } from './engine.js';
 import { generateWorkload } from './generate.js';
+import { measureHostile } from './hostile.js';
 import {
   type BenchResult,
   checkTargets,
@@ -215,6 +216,9 @@ export async function main(argv: readonly string[]): Promise<BenchResult> {
     await moto.stop();
   }
 
+  log('hostile inputs');
+  const hostile = await measureHostile();
+
   log('bundle (synthesizing the stack) and cold load');
   const bundle = await measureBundle(ROOT, join(WORK, 'bundle'), { runs: 7 });
 
@@ -225,6 +229,7 @@ export async function main(argv: readonly string[]): Promise<BenchResult> {
     sizes: results,
     bundle,
     directAt,
+    hostile,
   };
   const markdown = renderMarkdown(result);
   process.stdout.write(`${markdown}\n`);

@@ -10,7 +10,10 @@
  * - `*` inside a component matches any characters of that one component (`base/*`, `app-*`);
  * - `**` as a whole component matches across components: `team-a/**` matches everything below
  *   `team-a/` (not `team-a` itself), `**\/cache` matches `cache` at any depth, `a/**\/b` matches
- *   `a/b`, `a/x/b`, `a/x/y/b`; `**` alone matches every repository.
+ *   `a/b`, `a/x/b`, `a/x/y/b`; `**` alone matches every repository; `**\/**` is refused.
+ *
+ * Matching uses no regular expression (see {@link matchComponent}): its time is bounded by the
+ * name's length times the pattern's, so no pattern can stall a run.
  */
 
 import type { ParseResult } from './principal.js';
@@ -58,15 +61,15 @@ export function parseRepositoryPattern(source: string): ParseResult<RepositoryPa
   }
   if (source.length > MAX_REPOSITORY_NAME_LENGTH)
     return { ok: false, reason: `pattern is longer than ${MAX_REPOSITORY_NAME_LENGTH} characters` };
-  const parts: string[] = [];
-  const components = source.split('/');
-  for (const [i, component] of components.entries()) {
-    const last = i === components.length - 1;
+  const items: PatternItem[] = [];
+  for (const component of source.split('/')) {
     if (component === '**') {
-      if (components.length === 1) parts.push('.+');
-      else if (i === 0) parts.push('(?:.+/)?');
-      else if (last) parts.push('/.+');
-      else parts.push('/(?:.+/)?');
+      if (items.at(-1) === GLOBSTAR)
+        return {
+          ok: false,
+          reason: `pattern ${quote(source)}: "**/**" means the same as "**": write it once`,
+        };
+      items.push(GLOBSTAR);
       continue;
     }
     if (component.includes('**'))
@@ -84,16 +87,106 @@ export function parseRepositoryPattern(source: string): ParseResult<RepositoryPa
           ? `pattern ${quote(source)} must be lower case`
           : `pattern ${quote(source)}: component ${quote(component)} may use only lower-case letters, digits, ".", "_", "-" and "*"`,
       };
-    const prev = components[i - 1];
-    const sep = i === 0 || prev === '**' ? '' : '/';
-    parts.push(sep + component.split('*').map(escapeRegExp).join('[^/]*'));
+    items.push(component.split('*'));
   }
-  const re = new RegExp(`^${parts.join('')}$`);
-  return { ok: true, value: { source, exact: false, matches: (name) => re.test(name) } };
+  const runs = splitRuns(items);
+  return {
+    ok: true,
+    value: { source, exact: false, matches: (name) => matchRuns(runs, name.split('/')) },
+  };
 }
 
-function escapeRegExp(text: string): string {
-  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+/**
+ * A pattern component: `**` (any number of components), or the literal pieces of a component
+ * between its `*` wildcards (`app-*-x` → ["app-", "-x"]; no wildcard → one piece).
+ */
+type PatternItem = typeof GLOBSTAR | readonly string[];
+const GLOBSTAR = Symbol('**');
+
+/**
+ * A pattern as runs of component globs separated by `**`. `first` and `last` are anchored at
+ * the name's start and end (each empty when the pattern starts or ends with `**`); `middle`
+ * runs float in between.
+ */
+interface Runs {
+  readonly first: readonly (readonly string[])[];
+  readonly middle: readonly (readonly (readonly string[])[])[];
+  readonly last: readonly (readonly string[])[];
+  /** False for a pattern without `**`: then `first` must match the whole name. */
+  readonly globstar: boolean;
+  /** True when the pattern ends with `**`, which must match at least one component. */
+  readonly trailing: boolean;
+}
+
+function splitRuns(items: readonly PatternItem[]): Runs {
+  const runs: (readonly string[])[][] = [[]];
+  for (const item of items)
+    if (item === GLOBSTAR) runs.push([]);
+    else runs[runs.length - 1]?.push(item);
+  const first = runs[0] ?? [];
+  if (runs.length === 1) return { first, middle: [], last: [], globstar: false, trailing: false };
+  return {
+    first,
+    middle: runs.slice(1, -1),
+    last: runs[runs.length - 1] ?? [],
+    globstar: true,
+    trailing: items[items.length - 1] === GLOBSTAR,
+  };
+}
+
+/**
+ * Matches one component against its pieces: the first is a prefix, the last a suffix, and each
+ * piece between is found at its leftmost place after the previous one. Leftmost is always the
+ * best choice for `*` wildcards, so nothing is ever retried: time grows with the component's
+ * length times the number of pieces, never exponentially (a regular expression backtracks
+ * through every split of the name between the wildcards).
+ */
+function matchComponent(pieces: readonly string[], text: string): boolean {
+  const head = pieces[0] ?? '';
+  if (pieces.length === 1) return text === head;
+  const tail = pieces[pieces.length - 1] ?? '';
+  if (text.length < head.length + tail.length || !text.startsWith(head) || !text.endsWith(tail))
+    return false;
+  const end = text.length - tail.length;
+  let at = head.length;
+  for (let i = 1; i < pieces.length - 1; i++) {
+    const piece = pieces[i] ?? '';
+    const found = text.indexOf(piece, at);
+    if (found < 0 || found + piece.length > end) return false;
+    at = found + piece.length;
+  }
+  return true;
+}
+
+/** True when `run` matches the components of `parts` starting at `start`. */
+function runAt(
+  run: readonly (readonly string[])[],
+  parts: readonly string[],
+  start: number,
+): boolean {
+  return run.every((pieces, i) => matchComponent(pieces, parts[start + i] ?? ''));
+}
+
+/**
+ * Matches a name's components against the runs, the same way one level up: the first and last
+ * runs at their anchors, each middle run at its leftmost place between them. `**` matches any
+ * number of components, at least one when it ends the pattern (`team-a/**` is below `team-a`).
+ */
+function matchRuns(runs: Runs, parts: readonly string[]): boolean {
+  const { first, middle, last } = runs;
+  if (!runs.globstar) return parts.length === first.length && runAt(first, parts, 0);
+  const lastStart = parts.length - last.length;
+  if (lastStart < first.length || !runAt(first, parts, 0)) return false;
+  let at = first.length;
+  for (const run of middle) {
+    let found = -1;
+    for (let j = at; j + run.length <= lastStart && found < 0; j++)
+      if (runAt(run, parts, j)) found = j;
+    if (found < 0) return false;
+    at = found + run.length;
+  }
+  if (runs.trailing) return parts.length - at >= 1;
+  return lastStart >= at && runAt(last, parts, lastStart);
 }
 
 /**
