@@ -14,7 +14,7 @@ import {
   randomBytes,
   sign,
 } from 'node:crypto';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, open, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { exportJWK } from 'jose';
 import { libtrustKeyId } from '../core/libtrust.js';
@@ -102,11 +102,44 @@ export function findCertificateFor(
   }
 }
 
-/** A signer backed by a PEM file; with `create`, a missing file gets a new P-256 key (mode 0600). */
+/**
+ * Why a key file with this owner and mode must not be trusted, or undefined when it may be. As
+ * ssh judges key files: a file that group or others can write, or that belongs to anyone but
+ * the user (or root), could have been planted, and its key would sign tokens the registry
+ * trusts once its certificate is published.
+ */
+export function keyFileProblem(
+  path: string,
+  file: { readonly uid: number; readonly mode: number },
+  uid: number,
+): string | undefined {
+  if (file.uid !== uid && file.uid !== 0)
+    return `it belongs to user ${file.uid}, not to you (user ${uid}) or root, so someone else could have planted it; if it is yours, run: chown ${uid} ${path}`;
+  const writers = [file.mode & 0o020 ? 'group' : '', file.mode & 0o002 ? 'others' : '']
+    .filter(Boolean)
+    .join(' and ');
+  if (writers)
+    return `${writers} can write it (mode ${(file.mode & 0o7777).toString(8).padStart(4, '0')}), so anyone could have replaced it; if it is yours, run: chmod go-w ${path}`;
+  return undefined;
+}
+
+/** Options of {@link PemSigner}. */
+export interface PemSignerOptions {
+  /** Create a new P-256 key (mode 0600) when the file does not exist. */
+  readonly create: boolean;
+  readonly onCreate?: (path: string) => void;
+  /** The user the key file must belong to (default: this process's); injected by tests. */
+  readonly uid?: number;
+}
+
+/**
+ * A signer backed by a PEM file; with `create`, a missing file gets a new P-256 key (mode 0600).
+ * A key file that someone else could have written is refused ({@link keyFileProblem}).
+ */
 export class PemSigner implements Signer {
   constructor(
     readonly path: string,
-    private readonly options: { create: boolean; onCreate?: (path: string) => void },
+    private readonly options: PemSignerOptions,
   ) {}
 
   async prepare(window: { now: Date; publishedBundle: string | undefined }): Promise<SigningKey> {
@@ -117,8 +150,9 @@ export class PemSigner implements Signer {
   private async load(): Promise<KeyObject> {
     let pem: string;
     try {
-      pem = await readFile(this.path, 'utf8');
+      pem = await this.readChecked();
     } catch (err) {
+      if (err instanceof SigningKeyError) throw err;
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || !this.options.create)
         throw new SigningKeyError(
           `signing key ${this.path}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message}`,
@@ -131,6 +165,24 @@ export class PemSigner implements Signer {
     } catch (err) {
       // The parser's message never includes key material, but ours is clearer still.
       throw new SigningKeyError(`signing key ${this.path}: not a PEM private key`, { cause: err });
+    }
+  }
+
+  /**
+   * Reads the key file after checking, on the opened file itself, who could have written it
+   * (a check by path could be raced by a rename).
+   */
+  private async readChecked(): Promise<string> {
+    const handle = await open(this.path, 'r');
+    try {
+      const uid = this.options.uid ?? process.getuid?.();
+      if (uid !== undefined) {
+        const problem = keyFileProblem(this.path, await handle.stat(), uid);
+        if (problem) throw new SigningKeyError(`signing key ${this.path}: ${problem}`);
+      }
+      return await handle.readFile('utf8');
+    } finally {
+      await handle.close();
     }
   }
 

@@ -113,7 +113,7 @@ describe('the bundled function', () => {
     const bundle = join(out, assets[0] as string, 'index.mjs');
     const key = join(dir, 'key.pem');
     const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-    writeFileSync(key, privateKey.export({ type: 'pkcs8', format: 'pem' }));
+    writeFileSync(key, privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
     const tokens = join(dir, 'tokens');
     const r = await run(
       process.execPath,

@@ -63,6 +63,7 @@ beforeAll(async () => {
   writeFileSync(
     join(dir, 'key.pem'),
     fixedEcKey(7).export({ type: 'pkcs8', format: 'pem' }) as string,
+    { mode: 0o600 }, // a key others could write is refused
   );
   await mintAll();
   registry = await startRegistry({
@@ -164,6 +165,7 @@ describe('the real registry and skopeo accept regtoken tokens where granted', ()
     writeFileSync(
       join(dir, 'foreign.pem'),
       fixedEcKey(8).export({ type: 'pkcs8', format: 'pem' }) as string,
+      { mode: 0o600 },
     );
     const r = await cli([
       'mint',

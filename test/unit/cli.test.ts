@@ -19,7 +19,10 @@ let key: string;
 beforeEach(async () => {
   dir = await makeTempDir('cli-');
   key = join(dir, 'key.pem');
-  writeFileSync(key, fixedEcKey().export({ type: 'pkcs8', format: 'pem' }) as string);
+  // Mode 0600 whatever the umask: a key file others could write is refused.
+  writeFileSync(key, fixedEcKey().export({ type: 'pkcs8', format: 'pem' }) as string, {
+    mode: 0o600,
+  });
 });
 afterEach(async () => removeTempDir(dir));
 
