@@ -3,10 +3,13 @@
  * ECDSA-Sig-Value `SEQUENCE { r INTEGER, s INTEGER }` (RFC 3279), while a JWS carries the fixed
  * width `r || s` concatenation (RFC 7518 §3.4). Getting the padding wrong only fails for the
  * occasional signature whose r or s is short or has its top bit set, so both directions are
- * strict and reject anything that is not exactly one well-formed signature.
+ * strict and reject anything that is not exactly one well-formed signature: DER from outside is
+ * read by the strict reader (der.ts), and written by `@peculiar/asn1-ecc`.
  */
 
-import { integer, parseDer, readChildren, readUnsignedInteger, sequence, TAG } from './der.js';
+import { ECDSASigValue } from '@peculiar/asn1-ecc';
+import { AsnConvert } from '@peculiar/asn1-schema';
+import { parseDer, readChildren, readUnsignedInteger, TAG } from './der.js';
 
 /** The two integers of an ECDSA signature as unsigned big-endian magnitudes, minimal length. */
 export interface EcdsaSignatureParts {
@@ -68,7 +71,20 @@ export function joseToDer(raw: Uint8Array): Uint8Array {
   const s = raw.subarray(half);
   if (isZero(r)) throw new Error('ECDSA signature has r = 0');
   if (isZero(s)) throw new Error('ECDSA signature has s = 0');
-  return sequence(integer(r), integer(s));
+  return new Uint8Array(
+    AsnConvert.serialize(new ECDSASigValue({ r: positiveInteger(r), s: positiveInteger(s) })),
+  );
+}
+
+/**
+ * The content octets of a minimal, positive DER INTEGER for an unsigned magnitude: leading
+ * zero bytes dropped, and a 0x00 sign byte when the top bit is set.
+ */
+function positiveInteger(magnitude: Uint8Array): ArrayBuffer {
+  let start = 0;
+  while (start < magnitude.length - 1 && magnitude[start] === 0) start++;
+  const bytes = magnitude.subarray(start);
+  return ((bytes[0] ?? 0) & 0x80 ? Uint8Array.of(0, ...bytes) : bytes.slice()).buffer;
 }
 
 function isZero(bytes: Uint8Array): boolean {

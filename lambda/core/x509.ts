@@ -1,33 +1,42 @@
 /**
- * X.509 v3 certificates (RFC 5280) built from raw DER with an external signer. Docker
- * Distribution's token auth trusts keys through a root certificate bundle, and regtoken's signing
- * key lives in AWS KMS, so the certificate has to be assembled here and only its TBSCertificate
- * handed to KMS `Sign`. The profile is fixed and small on purpose: one CN as the name, basic
- * constraints, key usage, and subject/authority key identifiers, which is what OpenSSL's and Go's
- * verifiers need for a root and a leaf.
+ * X.509 v3 certificates (RFC 5280) with an external signer. Docker Distribution's token auth
+ * trusts keys through a root certificate bundle, and regtoken's signing key lives in AWS KMS, so
+ * the TBSCertificate is built here and only it is handed to KMS `Sign`. The structures and their
+ * DER come from `@peculiar/asn1-x509` (the ASN.1 modules of RFC 5280); this module chooses the
+ * profile, which is fixed and small on purpose: one CN as the name, basic constraints, key usage,
+ * and subject/authority key identifiers, which is what OpenSSL's and Go's verifiers need for a
+ * root and a leaf. Certificates read back from a published bundle are checked with the strict
+ * DER reader (der.ts): a lenient parse could accept bytes another implementation reads otherwise.
  */
 
 import { createHash, createPublicKey, verify } from 'node:crypto';
+import { AsnConvert, OctetString } from '@peculiar/asn1-schema';
 import {
-  bitString,
-  boolean,
-  explicit,
-  implicit,
-  integer,
-  integerFromNumber,
-  nullValue,
-  objectIdentifier,
-  octetString,
-  parseDer,
-  readChildren,
-  readObjectIdentifier,
-  sequence,
-  set,
-  TAG,
-  type Tlv,
-  utf8String,
-  x509Time,
-} from './der.js';
+  AlgorithmIdentifier,
+  AttributeTypeAndValue,
+  AttributeValue,
+  AuthorityKeyIdentifier,
+  BasicConstraints,
+  Certificate,
+  Extension,
+  Extensions,
+  id_ce_authorityKeyIdentifier,
+  id_ce_basicConstraints,
+  id_ce_keyUsage,
+  id_ce_subjectKeyIdentifier,
+  KeyIdentifier,
+  KeyUsage,
+  KeyUsageFlags,
+  Name,
+  RelativeDistinguishedName,
+  SubjectKeyIdentifier,
+  SubjectPublicKeyInfo,
+  TBSCertificate,
+  Time,
+  Validity,
+  Version,
+} from '@peculiar/asn1-x509';
+import { parseDer, readChildren, readObjectIdentifier, TAG, type Tlv } from './der.js';
 import { parseEcdsaSignature } from './ecdsa.js';
 
 /** JWS name of the issuer's signature algorithm: ECDSA P-256/SHA-256 or RSA PKCS#1 v1.5/SHA-256. */
@@ -69,21 +78,12 @@ const OID = {
   ecPublicKey: '1.2.840.10045.2.1',
   rsaEncryption: '1.2.840.113549.1.1.1',
   commonName: '2.5.4.3',
-  subjectKeyIdentifier: '2.5.29.14',
-  keyUsage: '2.5.29.15',
-  basicConstraints: '2.5.29.19',
-  authorityKeyIdentifier: '2.5.29.35',
 } as const;
 
 const KEY_ALGORITHM: Record<SignatureAlgorithm, string> = {
   ES256: OID.ecPublicKey,
   RS256: OID.rsaEncryption,
 };
-
-// keyUsage bit positions from RFC 5280 §4.2.1.3.
-const DIGITAL_SIGNATURE = 0;
-const KEY_CERT_SIGN = 5;
-const CRL_SIGN = 6;
 
 /**
  * Builds and signs a certificate. `sign` receives the DER TBSCertificate and must return the
@@ -114,35 +114,17 @@ export async function createCertificate(
   }
 
   const signatureAlgorithm = algorithmIdentifier(spec.signatureAlgorithm);
-  const extensions = [
-    extension(
-      OID.basicConstraints,
-      true,
-      // cA DEFAULT FALSE must be omitted in DER, so a leaf carries an empty SEQUENCE.
-      spec.ca ? sequence(boolean(true), integerFromNumber(0)) : sequence(),
-    ),
-    extension(
-      OID.keyUsage,
-      true,
-      namedBits(spec.ca ? [DIGITAL_SIGNATURE, KEY_CERT_SIGN, CRL_SIGN] : [DIGITAL_SIGNATURE]),
-    ),
-    extension(OID.subjectKeyIdentifier, false, octetString(keyIdentifier(subjectKey.bits))),
-    extension(
-      OID.authorityKeyIdentifier,
-      false,
-      sequence(implicit(0, keyIdentifier(issuerKey.bits))),
-    ),
-  ];
-  const tbs = sequence(
-    explicit(0, integerFromNumber(2)), // v3: required for extensions
-    serialNumber(spec.serialNumber),
-    signatureAlgorithm,
-    name(spec.issuerCommonName, 'issuerCommonName'),
-    sequence(x509Time(spec.notBefore), x509Time(spec.notAfter)),
-    name(spec.subjectCommonName, 'subjectCommonName'),
-    spec.subjectPublicKey,
-    explicit(3, sequence(...extensions)),
-  );
+  const tbsCertificate = new TBSCertificate({
+    version: Version.v3, // required for extensions
+    serialNumber: serialNumber(spec.serialNumber),
+    signature: signatureAlgorithm,
+    issuer: name(spec.issuerCommonName, 'issuerCommonName'),
+    validity: validity(spec.notBefore, spec.notAfter),
+    subject: name(spec.subjectCommonName, 'subjectCommonName'),
+    subjectPublicKeyInfo: AsnConvert.parse(spec.subjectPublicKey, SubjectPublicKeyInfo),
+    extensions: profileExtensions(spec.ca, subjectKey.bits, issuerKey.bits),
+  });
+  const tbs = new Uint8Array(AsnConvert.serialize(tbsCertificate));
 
   const signature = await sign(tbs);
   if (!(signature instanceof Uint8Array) || signature.length === 0) {
@@ -157,7 +139,19 @@ export async function createCertificate(
   if (!verify('sha256', tbs, issuer, signature)) {
     throw new Error('certificate signature does not verify with issuerPublicKey');
   }
-  return sequence(tbs, signatureAlgorithm, bitString(signature));
+  const certificate = new Uint8Array(
+    AsnConvert.serialize(
+      new Certificate({
+        tbsCertificate,
+        signatureAlgorithm,
+        signatureValue: signature.slice().buffer,
+      }),
+    ),
+  );
+  // The signature covers `tbs`: the certificate must embed exactly those bytes.
+  if (!Buffer.from(certificateParts(certificate).tbs.der).equals(tbs))
+    throw new Error('certificate does not embed the TBSCertificate that was signed');
+  return certificate;
 }
 
 /** Encodes a DER certificate as PEM: BEGIN/END CERTIFICATE, 64-column base64, final newline. */
@@ -261,48 +255,110 @@ function readSpki(der: Uint8Array, field: string): { algorithm: string; bits: Ui
   }
 }
 
-function algorithmIdentifier(alg: SignatureAlgorithm): Uint8Array {
+/**
+ * The extensions of regtoken's profile: for a CA, basicConstraints critical CA:TRUE pathLen 0
+ * and keyUsage critical keyCertSign, cRLSign, digitalSignature; for a leaf, basicConstraints
+ * critical CA:FALSE and keyUsage critical digitalSignature; both with subject and authority key
+ * identifiers.
+ */
+function profileExtensions(
+  ca: boolean,
+  subjectBits: Uint8Array,
+  issuerBits: Uint8Array,
+): Extensions {
+  return new Extensions([
+    // A leaf's cA is FALSE, the DEFAULT, which DER omits: an empty SEQUENCE.
+    extension(
+      id_ce_basicConstraints,
+      true,
+      new BasicConstraints(ca ? { cA: true, pathLenConstraint: 0 } : {}),
+    ),
+    extension(
+      id_ce_keyUsage,
+      true,
+      new KeyUsage(
+        ca
+          ? KeyUsageFlags.digitalSignature | KeyUsageFlags.keyCertSign | KeyUsageFlags.cRLSign
+          : KeyUsageFlags.digitalSignature,
+      ),
+    ),
+    extension(
+      id_ce_subjectKeyIdentifier,
+      false,
+      new SubjectKeyIdentifier(keyIdentifier(subjectBits)),
+    ),
+    extension(
+      id_ce_authorityKeyIdentifier,
+      false,
+      new AuthorityKeyIdentifier({
+        keyIdentifier: new KeyIdentifier(keyIdentifier(issuerBits)),
+      }),
+    ),
+  ]);
+}
+
+function algorithmIdentifier(alg: SignatureAlgorithm): AlgorithmIdentifier {
   // RFC 5758 §3.2: ecdsa-with-SHA256 has absent parameters; RFC 4055 keeps NULL for RSA.
   return alg === 'ES256'
-    ? sequence(objectIdentifier(OID.ecdsaWithSha256))
-    : sequence(objectIdentifier(OID.sha256WithRsa), nullValue());
+    ? new AlgorithmIdentifier({ algorithm: OID.ecdsaWithSha256 })
+    : new AlgorithmIdentifier({ algorithm: OID.sha256WithRsa, parameters: null });
 }
 
-function serialNumber(value: Uint8Array): Uint8Array {
-  const encoded = integer(value);
-  if (value.every((b) => b === 0)) throw new Error('serialNumber must be positive');
-  // Header is 2 bytes for any content up to 127 bytes; RFC 5280 §4.1.2.2 caps content at 20.
-  if (encoded.length - 2 > 20) {
+/** The serial as a minimal, positive DER INTEGER's content octets. */
+function serialNumber(value: Uint8Array): ArrayBuffer {
+  let start = 0;
+  while (start < value.length - 1 && value[start] === 0) start++;
+  const magnitude = value.subarray(start);
+  if (magnitude.every((b) => b === 0)) throw new Error('serialNumber must be positive');
+  // A set top bit would read as negative: a 0x00 sign byte keeps the serial positive.
+  const content = (magnitude[0] ?? 0) & 0x80 ? Uint8Array.of(0, ...magnitude) : magnitude.slice();
+  // RFC 5280 §4.1.2.2 caps the encoded INTEGER's content at 20 octets.
+  if (content.length > 20) {
     throw new Error('serialNumber must fit in 20 octets (a 20-byte value needs its top bit clear)');
   }
-  return encoded;
+  return content.buffer;
 }
 
-function name(commonName: string, field: string): Uint8Array {
+function name(commonName: string, field: string): Name {
   const length = [...commonName].length;
   if (length < 1 || length > 64) throw new Error(`${field} must be 1 to 64 characters`);
-  return sequence(set(sequence(objectIdentifier(OID.commonName), utf8String(commonName))));
+  return new Name([
+    new RelativeDistinguishedName([
+      new AttributeTypeAndValue({
+        type: OID.commonName,
+        value: new AttributeValue({ utf8String: commonName }),
+      }),
+    ]),
+  ]);
 }
 
-function extension(oid: string, critical: boolean, value: Uint8Array): Uint8Array {
-  // critical DEFAULT FALSE: DER omits it rather than encoding FALSE.
-  return critical
-    ? sequence(objectIdentifier(oid), boolean(true), octetString(value))
-    : sequence(objectIdentifier(oid), octetString(value));
+function validity(notBefore: Date, notAfter: Date): Validity {
+  const v = new Validity();
+  v.notBefore = x509Time(notBefore);
+  v.notAfter = x509Time(notAfter);
+  return v;
 }
 
-/** A named-bit BIT STRING in DER form: trailing zero bits are not encoded. */
-function namedBits(bits: readonly number[]): Uint8Array {
-  const highest = Math.max(...bits);
-  const bytes = new Uint8Array(Math.floor(highest / 8) + 1);
-  for (const bit of bits) {
-    const i = Math.floor(bit / 8);
-    bytes[i] = (bytes[i] ?? 0) | (0x80 >> (bit % 8));
-  }
-  return bitString(bytes, 7 - (highest % 8));
+/**
+ * RFC 5280 §4.1.2.5: UTCTime for the years 1950 through 2049, GeneralizedTime otherwise; whole
+ * seconds only.
+ */
+function x509Time(date: Date): Time {
+  const seconds = new Date(Math.floor(date.getTime() / 1000) * 1000);
+  const year = seconds.getUTCFullYear();
+  return new Time(year >= 1950 && year <= 2049 ? { utcTime: seconds } : { generalTime: seconds });
+}
+
+function extension(oid: string, critical: boolean, value: object): Extension {
+  // critical DEFAULT FALSE: DER omits it rather than encoding FALSE (the library does so).
+  return new Extension({
+    extnID: oid,
+    critical,
+    extnValue: new OctetString(AsnConvert.serialize(value)),
+  });
 }
 
 /** RFC 5280 §4.2.1.2 method 1: SHA-1 of the subjectPublicKey BIT STRING contents. */
-function keyIdentifier(publicKeyBits: Uint8Array): Uint8Array {
-  return new Uint8Array(createHash('sha1').update(publicKeyBits).digest());
+function keyIdentifier(publicKeyBits: Uint8Array): ArrayBuffer {
+  return new Uint8Array(createHash('sha1').update(publicKeyBits).digest()).buffer;
 }
