@@ -4,8 +4,8 @@
  * than a short excerpt.
  */
 
-import { Ajv2020, type ErrorObject } from 'ajv/dist/2020.js';
-import schema from '../../config-schema/grants.schema.json' with { type: 'json' };
+import type { ErrorObject } from 'ajv';
+import validateGrantsSchema from './grants-schema-validator.js';
 import { quote } from './text.js';
 
 function isRecord(v: unknown): v is Record<string, unknown> {
@@ -15,15 +15,12 @@ function isRecord(v: unknown): v is Record<string, unknown> {
 /** A path into the parsed data: mapping keys and list indexes. */
 export type Path = readonly (string | number)[];
 
-let validateSchema: ReturnType<Ajv2020['compile']> | undefined;
-/** The compiled schema check (compiled on first use). */
+/**
+ * The schema check: config-schema/grants.schema.json compiled ahead of time by
+ * scripts/schema-validator.ts (`npm run generate`), so no container compiles it on a cold start.
+ */
 export function schemaValidator() {
-  // Compiled on first use, not at import, to keep the Lambda's cold start short for runs that
-  // fail before reading a config.
-  validateSchema ??= new Ajv2020({ allErrors: true, strict: true, strictRequired: false }).compile(
-    schema,
-  );
-  return validateSchema;
+  return validateGrantsSchema;
 }
 
 function pathOf(pointer: string): (string | number)[] {
