@@ -200,29 +200,76 @@ function checkMeaning(
 ): GrantsConfig | undefined {
   if (!isRecord(data)) return undefined;
   const fail = (path: Path, message: string) => report(locate(path), message);
+  const registry = checkRegistry(data.registry, fail);
+  const ttl = ttlCheck(fail);
+  const tokenTtl =
+    data.tokenTtl === undefined ? DEFAULT_TOKEN_TTL_SECONDS : ttl(['tokenTtl'], data.tokenTtl);
 
-  let registry: RegistrySettings | undefined;
-  const r = data.registry;
-  if (isRecord(r)) {
-    if (typeof r.host === 'string' && !HOST_RE.test(r.host)) {
-      fail(
-        ['registry', 'host'],
-        r.host.includes('://')
-          ? `registry host ${quote(r.host)} must not include a scheme: write it as it appears in image names, like registry.example.com`
-          : `registry host ${quote(r.host)} must be a host name with an optional port, like registry.example.com:5000`,
-      );
+  const grants: Grant[] = [];
+  const across: AcrossGrants = { firstSeen: new Map(), explicitTtl: new Map() };
+  const rawGrants = Array.isArray(data.grants) ? data.grants : [];
+  let complete = registry !== undefined && tokenTtl !== undefined && Array.isArray(data.grants);
+
+  rawGrants.forEach((g: unknown, gi: number) => {
+    if (!isRecord(g)) {
+      complete = false;
+      return;
     }
-    if (typeof r.host === 'string' && typeof r.service === 'string' && typeof r.issuer === 'string')
-      registry = {
-        host: r.host,
-        service: r.service,
-        issuer: r.issuer,
-        maxTokenBytes:
-          typeof r.maxTokenBytes === 'number' ? r.maxTokenBytes : DEFAULT_MAX_TOKEN_BYTES,
-      };
-  }
+    const base: Path = ['grants', gi];
+    const grantTtl = g.ttl === undefined ? undefined : ttl([...base, 'ttl'], g.ttl);
+    if (g.ttl !== undefined && grantTtl === undefined) complete = false;
+    const principals = checkPrincipals(g, base, grantTtl, across, locate, fail);
+    const access = checkAccess(g, base, locate, fail);
+    if (!principals.complete || !access.complete) complete = false;
+    grants.push({
+      number: gi + 1,
+      principals: principals.principals,
+      ttlSeconds: grantTtl,
+      access: access.access,
+      at: locate(base),
+    });
+  });
 
-  const ttl = (path: Path, value: unknown): number | undefined => {
+  if (!complete || !registry || tokenTtl === undefined) return undefined;
+  return { file, registry, tokenTtlSeconds: tokenTtl, grants };
+}
+
+type Fail = (path: Path, message: string) => void;
+type Locate = (path: Path, key?: boolean) => Location;
+
+/** What the checks of one grant need to know of the others. */
+interface AcrossGrants {
+  /** Each principal's identity (see principalIdentity) and how and where it was first written. */
+  readonly firstSeen: Map<string, { arn: string; at: Location }>;
+  /** Each principal's first explicit ttl. */
+  readonly explicitTtl: Map<string, { seconds: number; text: string; line: number }>;
+}
+
+/** The registry settings, when they are all there; reports a malformed host. */
+function checkRegistry(r: unknown, fail: Fail): RegistrySettings | undefined {
+  if (!isRecord(r)) return undefined;
+  if (typeof r.host === 'string' && !HOST_RE.test(r.host)) {
+    fail(
+      ['registry', 'host'],
+      r.host.includes('://')
+        ? `registry host ${quote(r.host)} must not include a scheme: write it as it appears in image names, like registry.example.com`
+        : `registry host ${quote(r.host)} must be a host name with an optional port, like registry.example.com:5000`,
+    );
+  }
+  if (typeof r.host === 'string' && typeof r.service === 'string' && typeof r.issuer === 'string')
+    return {
+      host: r.host,
+      service: r.service,
+      issuer: r.issuer,
+      maxTokenBytes:
+        typeof r.maxTokenBytes === 'number' ? r.maxTokenBytes : DEFAULT_MAX_TOKEN_BYTES,
+    };
+  return undefined;
+}
+
+/** Reads a duration at `path` as seconds of token lifetime, reporting what is wrong with it. */
+function ttlCheck(fail: Fail): (path: Path, value: unknown) => number | undefined {
+  return (path, value) => {
     if (typeof value !== 'string') return undefined;
     const seconds = parseDuration(value);
     if (seconds === undefined) {
@@ -241,135 +288,129 @@ function checkMeaning(
     }
     return seconds;
   };
-  const tokenTtl =
-    data.tokenTtl === undefined ? DEFAULT_TOKEN_TTL_SECONDS : ttl(['tokenTtl'], data.tokenTtl);
+}
 
-  const grants: Grant[] = [];
-  const firstSeen = new Map<string, { arn: string; at: Location }>();
-  const explicitTtl = new Map<string, { seconds: number; text: string; line: number }>();
-  const rawGrants = Array.isArray(data.grants) ? data.grants : [];
-  let complete = registry !== undefined && tokenTtl !== undefined && Array.isArray(data.grants);
+/**
+ * The principals of grant `g` at `base`: each must parse, appear once in the grant, be written
+ * the same way in every grant, and have one explicit ttl at most.
+ */
+function checkPrincipals(
+  g: Record<string, unknown>,
+  base: Path,
+  grantTtl: number | undefined,
+  across: AcrossGrants,
+  locate: Locate,
+  fail: Fail,
+): { principals: Principal[]; complete: boolean } {
+  let complete = true;
+  const listed: { value: unknown; path: Path }[] =
+    typeof g.principal === 'string'
+      ? [{ value: g.principal, path: [...base, 'principal'] }]
+      : Array.isArray(g.principals)
+        ? g.principals.map((value, i) => ({ value, path: [...base, 'principals', i] }))
+        : [];
+  const principals: Principal[] = [];
+  const inGrant = new Map<string, Location>();
+  for (const { value, path } of listed) {
+    if (typeof value !== 'string') {
+      complete = false;
+      continue;
+    }
+    const parsed = parsePrincipal(value);
+    if (!parsed.ok) {
+      fail(path, parsed.reason);
+      complete = false;
+      continue;
+    }
+    const p = parsed.value;
+    const id = principalIdentity(p);
+    const here = locate(path);
+    const dupe = inGrant.get(id);
+    if (dupe) {
+      fail(
+        path,
+        `principal ${quote(p.arn, MAX_PRINCIPAL_ARN_LENGTH)} is listed twice in this grant (first at line ${dupe.line})`,
+      );
+      continue;
+    }
+    inGrant.set(id, here);
+    const prev = across.firstSeen.get(id);
+    if (!prev) across.firstSeen.set(id, { arn: p.arn, at: here });
+    else if (prev.arn !== p.arn)
+      fail(
+        path,
+        `${quote(p.arn, MAX_PRINCIPAL_ARN_LENGTH)} and ${quote(prev.arn, MAX_PRINCIPAL_ARN_LENGTH)} (line ${prev.at.line}) are the same ${p.type} for IAM (names are unique per account, ignoring case and path): write it one way`,
+      );
+    // A grant without ttl defers to others; two different explicit lifetimes are a conflict.
+    if (grantTtl !== undefined && typeof g.ttl === 'string') {
+      const other = across.explicitTtl.get(id);
+      if (!other) across.explicitTtl.set(id, { seconds: grantTtl, text: g.ttl, line: here.line });
+      else if (other.seconds !== grantTtl)
+        fail(
+          [...base, 'ttl'],
+          `conflicting ttl for ${quote(p.arn, MAX_PRINCIPAL_ARN_LENGTH)}: ${excerpt(g.ttl)} here, ${excerpt(other.text)} in the grant at line ${other.line}`,
+        );
+    }
+    principals.push(p);
+  }
+  if (listed.length === 0) complete = false;
+  return { principals, complete };
+}
 
-  rawGrants.forEach((g: unknown, gi: number) => {
-    if (!isRecord(g)) {
+/** The access entries of grant `g` at `base`: patterns, actions, no entry twice. */
+function checkAccess(
+  g: Record<string, unknown>,
+  base: Path,
+  locate: Locate,
+  fail: Fail,
+): { access: AccessEntry[]; complete: boolean } {
+  let complete = true;
+  const access: AccessEntry[] = [];
+  const seenPatterns = new Map<string, Location>();
+  let catalogAt: Location | undefined;
+  (Array.isArray(g.access) ? g.access : []).forEach((a: unknown, ai: number) => {
+    const path: Path = [...base, 'access', ai];
+    if (!isRecord(a)) {
       complete = false;
       return;
     }
-    const base: Path = ['grants', gi];
-    const grantTtl = g.ttl === undefined ? undefined : ttl([...base, 'ttl'], g.ttl);
-    if (g.ttl !== undefined && grantTtl === undefined) complete = false;
-
-    // Principals.
-    const listed: { value: unknown; path: Path }[] =
-      typeof g.principal === 'string'
-        ? [{ value: g.principal, path: [...base, 'principal'] }]
-        : Array.isArray(g.principals)
-          ? g.principals.map((value, i) => ({ value, path: [...base, 'principals', i] }))
-          : [];
-    const principals: Principal[] = [];
-    const inGrant = new Map<string, Location>();
-    for (const { value, path } of listed) {
-      if (typeof value !== 'string') {
-        complete = false;
-        continue;
-      }
-      const parsed = parsePrincipal(value);
-      if (!parsed.ok) {
-        fail(path, parsed.reason);
-        complete = false;
-        continue;
-      }
-      const p = parsed.value;
-      const id = principalIdentity(p);
-      const here = locate(path);
-      const dupe = inGrant.get(id);
-      if (dupe) {
-        fail(
-          path,
-          `principal ${quote(p.arn, MAX_PRINCIPAL_ARN_LENGTH)} is listed twice in this grant (first at line ${dupe.line})`,
-        );
-        continue;
-      }
-      inGrant.set(id, here);
-      const prev = firstSeen.get(id);
-      if (!prev) firstSeen.set(id, { arn: p.arn, at: here });
-      else if (prev.arn !== p.arn)
-        fail(
-          path,
-          `${quote(p.arn, MAX_PRINCIPAL_ARN_LENGTH)} and ${quote(prev.arn, MAX_PRINCIPAL_ARN_LENGTH)} (line ${prev.at.line}) are the same ${p.type} for IAM (names are unique per account, ignoring case and path): write it one way`,
-        );
-      // A grant without ttl defers to others; two different explicit lifetimes are a conflict.
-      if (grantTtl !== undefined && typeof g.ttl === 'string') {
-        const other = explicitTtl.get(id);
-        if (!other) explicitTtl.set(id, { seconds: grantTtl, text: g.ttl, line: here.line });
-        else if (other.seconds !== grantTtl)
-          fail(
-            [...base, 'ttl'],
-            `conflicting ttl for ${quote(p.arn, MAX_PRINCIPAL_ARN_LENGTH)}: ${excerpt(g.ttl)} here, ${excerpt(other.text)} in the grant at line ${other.line}`,
-          );
-      }
-      principals.push(p);
+    if (a.catalog === true && a.repository === undefined && a.actions === undefined) {
+      if (catalogAt)
+        fail(path, `catalog is granted twice in this grant (first at line ${catalogAt.line})`);
+      catalogAt ??= locate(path);
+      access.push({ kind: 'catalog', at: locate(path) });
+      return;
     }
-    if (listed.length === 0) complete = false;
-
-    // Access.
-    const access: AccessEntry[] = [];
-    const seenPatterns = new Map<string, Location>();
-    let catalogAt: Location | undefined;
-    (Array.isArray(g.access) ? g.access : []).forEach((a: unknown, ai: number) => {
-      const path: Path = [...base, 'access', ai];
-      if (!isRecord(a)) {
-        complete = false;
-        return;
-      }
-      if (a.catalog === true && a.repository === undefined && a.actions === undefined) {
-        if (catalogAt)
-          fail(path, `catalog is granted twice in this grant (first at line ${catalogAt.line})`);
-        catalogAt ??= locate(path);
-        access.push({ kind: 'catalog', at: locate(path) });
-        return;
-      }
-      if (typeof a.repository !== 'string' || !Array.isArray(a.actions)) {
-        complete = false;
-        return;
-      }
-      const parsed = parseRepositoryPattern(a.repository);
-      if (!parsed.ok) {
-        fail([...path, 'repository'], parsed.reason);
-        complete = false;
-        return;
-      }
-      const dupe = seenPatterns.get(a.repository);
-      if (dupe)
-        fail(
-          [...path, 'repository'],
-          `repository ${quote(a.repository, MAX_REPOSITORY_NAME_LENGTH)} appears twice in this grant (first at ${dupe.line}:${dupe.col}): merge the actions into one entry`,
-        );
-      seenPatterns.set(a.repository, locate([...path, 'repository']));
-      const actions = a.actions.filter((x): x is Action =>
-        ['pull', 'push', 'delete', '*'].includes(x as string),
+    if (typeof a.repository !== 'string' || !Array.isArray(a.actions)) {
+      complete = false;
+      return;
+    }
+    const parsed = parseRepositoryPattern(a.repository);
+    if (!parsed.ok) {
+      fail([...path, 'repository'], parsed.reason);
+      complete = false;
+      return;
+    }
+    const dupe = seenPatterns.get(a.repository);
+    if (dupe)
+      fail(
+        [...path, 'repository'],
+        `repository ${quote(a.repository, MAX_REPOSITORY_NAME_LENGTH)} appears twice in this grant (first at ${dupe.line}:${dupe.col}): merge the actions into one entry`,
       );
-      if (actions.length !== a.actions.length) complete = false;
-      if (actions.includes('*') && actions.length > 1)
-        fail([...path, 'actions'], '"*" already means every action: list it alone');
-      access.push({
-        kind: 'repository',
-        pattern: parsed.value,
-        actions,
-        at: locate([...path, 'repository']),
-      });
-    });
-    if (!Array.isArray(g.access) || g.access.length === 0) complete = false;
-
-    grants.push({
-      number: gi + 1,
-      principals,
-      ttlSeconds: grantTtl,
-      access,
-      at: locate(base),
+    seenPatterns.set(a.repository, locate([...path, 'repository']));
+    const actions = a.actions.filter((x): x is Action =>
+      ['pull', 'push', 'delete', '*'].includes(x as string),
+    );
+    if (actions.length !== a.actions.length) complete = false;
+    if (actions.includes('*') && actions.length > 1)
+      fail([...path, 'actions'], '"*" already means every action: list it alone');
+    access.push({
+      kind: 'repository',
+      pattern: parsed.value,
+      actions,
+      at: locate([...path, 'repository']),
     });
   });
-
-  if (!complete || !registry || tokenTtl === undefined) return undefined;
-  return { file, registry, tokenTtlSeconds: tokenTtl, grants };
+  if (!Array.isArray(g.access) || g.access.length === 0) complete = false;
+  return { access, complete };
 }
