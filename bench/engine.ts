@@ -57,8 +57,8 @@ class MemoryStore implements TokenStore {
   async putToken(key: string, doc: TokenDocument): Promise<void> {
     this.docs.set(key, doc);
   }
-  async deleteToken(key: string): Promise<void> {
-    this.docs.delete(key);
+  async deleteToken(key: string): Promise<boolean> {
+    return this.docs.delete(key);
   }
   async readTrustBundle(): Promise<string | undefined> {
     return this.bundle;

@@ -29,7 +29,9 @@ import type {
   TokenStore,
   TrustMaterial,
 } from '../core/ports.js';
+import { isTokenKey } from '../core/principal.js';
 import { checkRepositoryName } from '../core/repository.js';
+import { isTokenDocumentAt } from '../core/token-document.js';
 import { MAX_GRANTS_BYTES } from '../core/yaml.js';
 import { ConfigError, InputError, NotFoundError, StoreError } from '../errors.js';
 
@@ -173,8 +175,9 @@ export class FileTokenStore implements TokenStore {
       }
       for (const e of entries) {
         const path = join(dir, e.name);
+        const key = relative(this.dir, path).split(sep).join('/');
         if (e.isDirectory()) await walk(path);
-        else if (e.name.endsWith('.json')) keys.push(relative(this.dir, path).split(sep).join('/'));
+        else if (isTokenKey(key)) keys.push(key);
       }
     };
     await walk(join(this.dir, 'tokens'));
@@ -189,8 +192,22 @@ export class FileTokenStore implements TokenStore {
     }
   }
 
-  async deleteToken(key: string): Promise<void> {
-    await rm(this.locate(key), { force: true });
+  /**
+   * Deletes a token document, but only one regtoken wrote for this key, judged by its content:
+   * anyone may put files in a folder (a package.json, a backup, a renamed copy), and they stay.
+   */
+  async deleteToken(key: string): Promise<boolean> {
+    const path = this.locate(key);
+    let text: string;
+    try {
+      text = await readFile(path, 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
+      throw new StoreError(describeFsError(err, path), { cause: err });
+    }
+    if (!isTokenDocumentAt(text, key)) return false;
+    await rm(path, { force: true });
+    return true;
   }
 
   async readTrustBundle(): Promise<string | undefined> {

@@ -49,11 +49,16 @@ export interface TokenStore {
   locate(key: string): string;
   /** How many writes may run at once. */
   readonly concurrency: number;
-  /** Keys of every token document currently stored. */
+  /** Keys of every token stored: keys of a token's shape (`isTokenKey` in principal.ts). */
   listTokenKeys(): Promise<string[]>;
   /** Writes one principal's token document; the owner controls who may read it. */
   putToken(key: string, doc: TokenDocument, owner: Principal): Promise<void>;
-  deleteToken(key: string): Promise<void>;
+  /**
+   * Deletes the token document at `key`. Returns false, leaving it alone, when what is there is
+   * not a token document regtoken wrote for that key (a store anyone can write, such as a local
+   * folder, checks the content first).
+   */
+  deleteToken(key: string): Promise<boolean>;
   /** The trust bundle as last published, if any. */
   readTrustBundle(): Promise<string | undefined>;
   /** Publishes the trust material; returns where the bundle and JWKS are. */

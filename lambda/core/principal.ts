@@ -116,6 +116,14 @@ export function tokenKey(p: Pick<Principal, 'account' | 'type' | 'name'>): strin
   return `tokens/${p.account}/${p.type}/${p.name}.json`;
 }
 
+/** The shape of a {@link tokenKey}: what a store lists as tokens (other names are not its own). */
+const TOKEN_KEY_RE = /^tokens\/[0-9]{12}\/(role|user)\/[A-Za-z0-9+=.@_-]{1,64}\.json$/;
+
+/** True when `key` has the shape of a token's key (`tokens/ACCOUNT/role|user/NAME.json`). */
+export function isTokenKey(key: string): boolean {
+  return TOKEN_KEY_RE.test(key);
+}
+
 /** Case-insensitive identity of a principal: IAM refuses two users or roles whose names differ only in case. */
 export function principalIdentity(p: Pick<Principal, 'account' | 'type' | 'name'>): string {
   return `${p.account}/${p.type}/${p.name.toLowerCase()}`;

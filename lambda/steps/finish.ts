@@ -43,15 +43,17 @@ export async function finish(
 ): Promise<MintResult> {
   const { store, logger, metrics } = deps;
   let deleteError: unknown;
+  const deleted = new Set<string>();
   await mapLimit(plan.stale, store.concurrency, async (k) => {
     try {
-      await store.deleteToken(k);
+      if (await store.deleteToken(k)) deleted.add(k);
+      else logger.info('left in place: not a token document regtoken wrote', { key: k });
     } catch (err) {
       deleteError ??= err;
     }
   });
   if (deleteError !== undefined) throw deleteError;
-  const removed = [...plan.stale];
+  const removed = plan.stale.filter((k) => deleted.has(k));
 
   const tokens = batches.flatMap((b) => b.tokens);
   const failed = batches.flatMap((b) => b.failed);

@@ -58,7 +58,7 @@ export class MemoryStore implements TokenStore {
   async deleteToken(key: string) {
     this.deletes.push(key);
     if (this.failingDeletes.has(key)) throw new Error(`cannot delete ${key}`);
-    this.docs.delete(key);
+    return this.docs.delete(key);
   }
   async readTrustBundle() {
     return this.bundle;

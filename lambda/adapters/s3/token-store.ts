@@ -19,7 +19,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { buildTokenBucketPolicy, OWNER_TAG_KEY } from '../../core/policy.js';
 import type { TokenDocument, TokenStore, TrustMaterial } from '../../core/ports.js';
-import type { Partition, Principal } from '../../core/principal.js';
+import { isTokenKey, type Partition, type Principal } from '../../core/principal.js';
 import { StoreError } from '../../errors.js';
 import { awsErrorCode, describeAwsError } from '../aws.js';
 import { joinKey, readText, type S3Location } from './shared.js';
@@ -71,8 +71,10 @@ export class S3TokenStore implements TokenStore {
             ContinuationToken: token,
           }),
         );
-        for (const o of r.Contents ?? [])
-          if (o.Key?.endsWith('.json')) keys.push(o.Key.slice(this.key('').length));
+        for (const o of r.Contents ?? []) {
+          const key = o.Key?.slice(this.key('').length);
+          if (key && isTokenKey(key)) keys.push(key);
+        }
         token = r.IsTruncated ? r.NextContinuationToken : undefined;
       } while (token);
     } catch (err) {
@@ -98,9 +100,11 @@ export class S3TokenStore implements TokenStore {
     }
   }
 
-  async deleteToken(key: string): Promise<void> {
+  /** Deletes a token object. Only the minters may write the bucket, so every one is regtoken's. */
+  async deleteToken(key: string): Promise<boolean> {
     try {
       await this.s3.send(new DeleteObjectCommand({ Bucket: this.at.bucket, Key: this.key(key) }));
+      return true;
     } catch (err) {
       throw new StoreError(describeAwsError(err, this.locate(key)), { cause: err });
     }
