@@ -83,8 +83,8 @@ export async function measureEngine(
   // The key and its certificate are made once, as a local key file and its published bundle are.
   const key: SigningKey = await localSigningKey(privateKey, now, undefined, 'bench key');
   const signer: Signer = { prepare: async () => key };
-  // A different text on every read (a trailing comment): loadGrants reuses the model of a text
-  // it has just parsed, and the engine must parse on every repetition, as a cold run does.
+  // A different text on every read (a trailing comment): with a grants cache an unchanged text
+  // is not parsed again, and the engine must parse on every repetition, as a cold run does.
   let reads = 0;
   const config: ConfigSource = {
     name: 'bench.yaml',

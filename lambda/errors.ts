@@ -1,35 +1,36 @@
 /**
  * Every error regtoken raises on purpose. Each class sets `name`, carries a stable `code` that
- * scripts and tests may rely on, and keeps the underlying error in `cause`. Errors marked
- * `userFacing` describe bad input or a missing precondition: the CLI prints their message as one
- * line and never a stack trace. Messages never contain a token or key material.
+ * scripts and tests may rely on, and keeps the underlying error in `cause`. Every one describes
+ * bad input, a missing precondition or a failed run: the CLI prints its message as one line and
+ * never a stack trace (anything else is an unexpected error). Messages never contain a token or
+ * key material.
  */
 
-/** Stable, documented error codes (see docs/cli.md). */
-export type ErrorCode =
-  | 'USAGE'
-  | 'CONFIG_INVALID'
-  | 'INPUT_INVALID'
-  | 'NOT_FOUND'
-  | 'TOKEN_TOO_LARGE'
-  | 'SIGNING_KEY'
-  | 'STORE'
-  | 'RUN_INCOMPLETE'
-  | 'ENV_MISSING'
-  | 'NO_CREDENTIALS'
-  | 'ACCESS_DENIED'
-  | 'NO_TOKEN'
-  | 'TOKEN_EXPIRED'
-  | 'CLOCK_SKEW'
-  | 'UNKNOWN_REGISTRY'
-  | 'IDENTITY_UNSUPPORTED'
-  | 'LOCK_BUSY';
+/** Stable error codes, each documented in docs/cli.md ("Error codes"; a test keeps them in step). */
+export const ERROR_CODES = [
+  'USAGE',
+  'CONFIG_INVALID',
+  'INPUT_INVALID',
+  'NOT_FOUND',
+  'SIGNING_KEY',
+  'STORE',
+  'RUN_INCOMPLETE',
+  'ENV_MISSING',
+  'NO_CREDENTIALS',
+  'ACCESS_DENIED',
+  'NO_TOKEN',
+  'TOKEN_EXPIRED',
+  'CLOCK_SKEW',
+  'UNKNOWN_REGISTRY',
+  'IDENTITY_UNSUPPORTED',
+] as const;
+
+/** One of {@link ERROR_CODES}. */
+export type ErrorCode = (typeof ERROR_CODES)[number];
 
 /** Base class: an error regtoken knows how to explain. */
 export class RegtokenError extends Error {
   override readonly name: string = 'RegtokenError';
-  /** True when the message alone explains the problem to a user (no stack trace needed). */
-  readonly userFacing: boolean = true;
   /** Process exit code the CLI uses for this error. */
   readonly exitCode: number = 1;
 
@@ -85,17 +86,6 @@ export class NotFoundError extends RegtokenError {
   override readonly name = 'NotFoundError';
   constructor(message: string, options?: { cause?: unknown }) {
     super('NOT_FOUND', message, options);
-  }
-}
-
-/** A principal's token would exceed the hard size limit. */
-export class TokenTooLargeError extends RegtokenError {
-  override readonly name = 'TokenTooLargeError';
-  constructor(
-    readonly principal: string,
-    message: string,
-  ) {
-    super('TOKEN_TOO_LARGE', message);
   }
 }
 
@@ -188,9 +178,4 @@ export class UnsupportedIdentityError extends RegtokenError {
   constructor(message: string) {
     super('IDENTITY_UNSUPPORTED', message);
   }
-}
-
-/** Returns the one-line message for a user-facing error, or undefined for an unexpected one. */
-export function userMessage(err: unknown): string | undefined {
-  return err instanceof RegtokenError && err.userFacing ? err.message : undefined;
 }

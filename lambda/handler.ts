@@ -17,6 +17,7 @@ import type { Logger as LoggerPort, Metrics as MetricsPort } from './core/ports.
 import { type EnvSettings, readEnv, required } from './env.js';
 import { ConfigError, RunIncompleteError } from './errors.js';
 import { type RunSettings, runMint } from './run.js';
+import { GrantsCache } from './steps/plan.js';
 
 /** Settings for the function from its environment; a missing required one fails by name. */
 export function lambdaSettings(env: EnvSettings): RunSettings {
@@ -58,6 +59,9 @@ export function createHandler(
     options.metrics ??
     new Metrics({ namespace: defaults.metricsNamespace, serviceName: defaults.serviceName });
   const aws = options.aws ?? new AwsClients();
+  // One per handler, so one per warm container: the scheduled runs of an unchanged grants
+  // object parse it once.
+  const grantsCache = new GrantsCache();
   let settings: RunSettings | undefined;
 
   const log: LoggerPort = {
@@ -79,6 +83,7 @@ export function createHandler(
       settings ??= (options.settings ?? (() => lambdaSettings(readEnv())))();
       const run = await runMint(settings, {
         aws,
+        grantsCache,
         logger: log,
         metrics: metricsPort,
         ...(options.clock ? { clock: options.clock } : {}),

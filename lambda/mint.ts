@@ -63,7 +63,7 @@ export type ExclusiveResult =
 export async function mintExclusive(deps: MintDeps, lock: RunLock): Promise<ExclusiveResult> {
   // A bad grants file must leave the store exactly as it was, lock object included: check it
   // before taking the lock (the run reads it again under the lock, to mint the latest).
-  await loadGrants(deps.config);
+  await loadGrants(deps.config, deps.grantsCache);
   let last: MintResult | undefined;
   for (let pass = 1; pass <= MAX_PASSES; pass++) {
     if (!(await lock.acquire())) {

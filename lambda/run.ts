@@ -23,6 +23,7 @@ import { parsePrincipal } from './core/principal.js';
 import { quote } from './core/text.js';
 import { EnvError, UsageError } from './errors.js';
 import { type ExclusiveResult, type MintDeps, mint, mintExclusive } from './mint.js';
+import { GrantsCache } from './steps/plan.js';
 
 /** Where the local signing key lives when none is given: created there on first run. */
 export const DEFAULT_SIGNING_KEY = '.regtoken/signing-key.pem';
@@ -49,6 +50,11 @@ export interface RunContext {
   /** Called when the default local signing key had to be created. */
   readonly onKeyCreated?: (path: string) => void;
   readonly clock?: () => Date;
+  /**
+   * The grants model kept between runs by a long-lived caller (a warm Lambda container); a run
+   * without one gets its own, which still spares the second parse of a locked run.
+   */
+  readonly grantsCache?: GrantsCache;
 }
 
 export function configSource(location: string, aws: AwsClients): ConfigSource {
@@ -133,6 +139,7 @@ export function wire(settings: RunSettings, ctx: RunContext): { deps: MintDeps; 
       : undefined,
     logger: ctx.logger,
     metrics: ctx.metrics,
+    grantsCache: ctx.grantsCache ?? new GrantsCache(),
     ...(ctx.clock ? { clock: ctx.clock } : {}),
   };
   if (!onS3) return { deps };

@@ -53,6 +53,7 @@ function describeFsError(err: unknown, path: string): string {
   if (code === 'ENOENT') return `${path}: no such file`;
   if (code === 'EACCES' || code === 'EPERM') return `${path}: permission denied`;
   if (code === 'EISDIR') return `${path}: is a directory, expected a file`;
+  if (code === 'ENOTDIR') return `${path}: part of this path is a file, not a folder`;
   return `${path}: ${(err as Error).message}`;
 }
 

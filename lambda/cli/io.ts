@@ -17,8 +17,6 @@ export interface CliContext {
   readonly env: EnvSettings;
   /** True when colour may be used on stderr/stdout (a TTY and NO_COLOR unset). */
   readonly color: boolean;
-  /** Working directory for relative paths (defaults shown in help are relative to it). */
-  readonly cwd: string;
   /** This machine's clock; injected by tests (default: the system clock). */
   readonly clock?: () => Date;
 }

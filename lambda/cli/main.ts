@@ -80,7 +80,7 @@ export async function run(argv: readonly string[], raw: CliContext): Promise<num
     }
     return await command.run(args, ctx);
   } catch (err) {
-    if (err instanceof RegtokenError && err.userFacing) {
+    if (err instanceof RegtokenError) {
       ctx.stderr.write(`regtoken: ${err.message}\n`);
       if (err instanceof UsageError)
         ctx.stderr.write(`Run 'regtoken ${name ?? ''} --help' for usage.\n`);
@@ -104,6 +104,5 @@ export async function main(): Promise<void> {
     stderr: { write: (t) => process.stderr.write(t), isTTY: Boolean(process.stderr.isTTY) },
     env,
     color,
-    cwd: process.cwd(),
   });
 }

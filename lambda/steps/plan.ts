@@ -40,6 +40,8 @@ export interface PlanDeps {
   readonly logger: Logger;
   /** Injected for exact tests; defaults to the system clock. */
   readonly clock?: () => Date;
+  /** Keeps the last grants model (see {@link GrantsCache}); without one every read is parsed. */
+  readonly grantsCache?: GrantsCache | undefined;
 }
 
 /** A principal not minted for, and why. */
@@ -105,23 +107,36 @@ export interface MintPlan {
 }
 
 /**
- * The last grants text parsed, and its model. A locked run reads the grants twice (checked
- * before the lock, minted from under it) and a warm Lambda container reads the same object run
+ * The last grants text parsed and its model, kept by whoever owns the cache: a warm Lambda
+ * container (one per handler) or one CLI run. A locked run reads the grants twice (checked
+ * before the lock, minted from under it) and the scheduled function reads the same object run
  * after run; parsing is the costliest step of the engine (docs/performance.md), and
- * {@link parseGrants} is pure, so the same text from the same source is parsed once.
+ * {@link parseGrants} is pure, so the same text from the same source is parsed once. The cache
+ * lives with its owner, never in module state, so separate runs (and tests) share nothing.
  */
-let lastParsed: { file: string; text: string; config: GrantsConfig } | undefined;
+export class GrantsCache {
+  #last: { file: string; text: string; config: GrantsConfig } | undefined;
 
-/** Reads and validates the grants; throws ConfigError (with every problem) before any write. */
-export async function loadGrants(source: ConfigSource): Promise<{
-  config: GrantsConfig;
-  version: string | undefined;
-}> {
+  /** The model of `text`, parsed now unless it is the text last parsed for `file`. */
+  parse(text: string, file: string): GrantsConfig {
+    const last = this.#last;
+    if (last?.file === file && last.text === text) return last.config;
+    const config = parseGrants(text, file);
+    this.#last = { file, text, config };
+    return config;
+  }
+}
+
+/**
+ * Reads and validates the grants; throws ConfigError (with every problem) before any write.
+ * With a cache, an unchanged text is not parsed again.
+ */
+export async function loadGrants(
+  source: ConfigSource,
+  cache?: GrantsCache,
+): Promise<{ config: GrantsConfig; version: string | undefined }> {
   const { text, version } = await source.read();
-  if (lastParsed?.file === source.name && lastParsed.text === text)
-    return { config: lastParsed.config, version };
-  const config = parseGrants(text, source.name);
-  lastParsed = { file: source.name, text, config };
+  const config = cache ? cache.parse(text, source.name) : parseGrants(text, source.name);
   return { config, version };
 }
 
@@ -145,7 +160,7 @@ export async function plan(deps: PlanDeps): Promise<{ plan: MintPlan; key: Signi
   const clock = deps.clock ?? (() => new Date());
   const startedAt = Date.now();
 
-  const { config, version } = await loadGrants(deps.config);
+  const { config, version } = await loadGrants(deps.config, deps.grantsCache);
   logger.info('grants loaded', {
     config: deps.config.name,
     configVersion: version,

@@ -37,7 +37,6 @@ export async function cli(
     },
     env: readEnv(env),
     color: false,
-    cwd: process.cwd(),
     ...(opts.clock ? { clock: opts.clock } : {}),
   });
   return { code, stdout, stderr };

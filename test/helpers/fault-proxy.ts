@@ -1,7 +1,7 @@
 /**
  * A loopback HTTP proxy in front of moto_server that injects faults a real server cannot be
  * made to produce on demand: throttling (503 SlowDown), server errors (500), policy refusals
- * (403 AccessDenied), and slow answers.
+ * (403 AccessDenied), slow answers, and requests held until the test lets them through.
  * The AWS SDK talks to it through AWS_ENDPOINT_URL exactly as it would talk to S3, so retries,
  * backoff and error handling run for real; only the failing answers are made up.
  *
@@ -29,6 +29,11 @@ export interface FaultRule {
   times: number;
   /** Milliseconds to wait before forwarding (or failing). */
   readonly delayMs?: number;
+  /**
+   * Holds each matching request until this promise settles, then forwards (or fails) it: a
+   * test decides exactly when a request goes through, instead of guessing with a delay.
+   */
+  readonly hold?: Promise<unknown>;
 }
 
 export interface FaultProxy {
@@ -132,6 +137,15 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
     if (rule) {
       rule.times -= 1;
       hits.set(rule, (hits.get(rule) ?? 0) + 1);
+      if (rule.hold) {
+        req.pause();
+        const go = () => {
+          req.resume();
+          act();
+        };
+        rule.hold.then(go, go);
+        return;
+      }
       if (rule.delayMs) {
         req.pause();
         setTimeout(() => {

@@ -566,26 +566,31 @@ describe('faults', () => {
 
 describe('overlapping runs', () => {
   it('never leaves tokens of an older config after a run of a newer one', async () => {
-    // Run A starts on config v1 and is slow writing tokens; meanwhile v2 is uploaded and run B
-    // (the upload's trigger) starts. B finds the lock held and steps aside; A notices the new
-    // version after releasing the lock and mints again, so the tokens end on v2.
+    // Run A starts on config v1; its token writes are held at the proxy, so it holds the lock
+    // until the test lets them through. Meanwhile v2 is uploaded and run B (the upload's
+    // trigger) starts: B finds the lock held and steps aside; A notices the new version after
+    // releasing the lock and mints again, so the tokens end on v2.
+    let letThrough: () => void = () => undefined;
+    const held = new Promise<void>((resolve) => {
+      letThrough = resolve;
+    });
     proxy.setRules([
-      { method: 'PUT', path: /\/tokens\//, delayMs: 500, times: Number.POSITIVE_INFINITY },
+      { method: 'PUT', path: /\/tokens\//, hold: held, times: Number.POSITIVE_INFINITY },
     ]);
     const seenBefore = proxy.seen.length;
     const runA = handler()({});
-    // Wait until A writes its first token (it holds the lock from then until its writes end),
-    // rather than guessing how long a run takes to get there.
+    // Wait until A's first token write reaches the proxy (A holds the lock from then on).
     const writing = () => proxy.seen.slice(seenBefore).some((l) => /^PUT \S*\/tokens\//.test(l));
-    const deadline = Date.now() + 10_000;
+    const deadline = Date.now() + 30_000;
     while (!writing()) {
-      if (Date.now() > deadline) throw new Error('run A wrote no token within 10 s');
+      if (Date.now() > deadline) throw new Error('run A wrote no token within 30 s');
       await new Promise((r) => setTimeout(r, 10));
     }
     const v2 = await putConfig(grants().replace(`[${ARN.web}, ${ARN.alice}]`, `[${ARN.web}]`));
     const b = await handler()({});
     expect(b).toEqual({ skipped: true });
     proxy.setRules([]);
+    letThrough();
     const a = await runA;
     expect(a).toMatchObject({ skipped: false, configVersion: v2, passes: 2 });
     expect(await tokenKeys()).toEqual([KEY.ci, KEY.web, KEY.bob].sort());

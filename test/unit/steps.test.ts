@@ -11,7 +11,13 @@ import { parsePrincipal } from '../../lambda/core/principal.js';
 import { decodeClaims } from '../../lambda/core/token.js';
 import { ConfigError } from '../../lambda/errors.js';
 import { finish, releaseAndCheck } from '../../lambda/steps/finish.js';
-import { type MintPlan, type PrincipalWork, plan } from '../../lambda/steps/plan.js';
+import {
+  GrantsCache,
+  loadGrants,
+  type MintPlan,
+  type PrincipalWork,
+  plan,
+} from '../../lambda/steps/plan.js';
 import {
   type BatchResult,
   type MintBatch,
@@ -388,5 +394,33 @@ describe('releaseAndCheck', () => {
     expect(await releaseAndCheck(lock, config, 'v1')).toBe('v2');
     expect(await releaseAndCheck(lock, { name: 'x', read: config.read }, 'v1')).toBeUndefined();
     expect(lock.events).toEqual(['release', 'release', 'release']);
+  });
+});
+
+describe('the grants cache belongs to its owner', () => {
+  it('without one, every read is parsed: nothing is shared between runs', async () => {
+    const config = new MemoryConfig(grants);
+    const a = await loadGrants(config);
+    const b = await loadGrants(config);
+    expect(JSON.stringify(b.config)).toBe(JSON.stringify(a.config));
+    expect(b.config).not.toBe(a.config);
+  });
+
+  it('with one, the same text from the same source is parsed once', async () => {
+    const cache = new GrantsCache();
+    const config = new MemoryConfig(grants);
+    const first = (await loadGrants(config, cache)).config;
+    expect((await loadGrants(config, cache)).config).toBe(first);
+    // A fresh cache (another container, another CLI run) knows nothing of it.
+    expect((await loadGrants(config, new GrantsCache())).config).not.toBe(first);
+    config.text = `${grants}# changed\n`;
+    expect((await loadGrants(config, cache)).config).not.toBe(first);
+  });
+
+  it('never keeps a file that failed validation', async () => {
+    const cache = new GrantsCache();
+    const config = new MemoryConfig('grants: []\n');
+    await expect(loadGrants(config, cache)).rejects.toBeInstanceOf(ConfigError);
+    await expect(loadGrants(config, cache)).rejects.toBeInstanceOf(ConfigError);
   });
 });
