@@ -68,6 +68,7 @@ describe('logical IDs', () => {
         'AlarmsPolicy5C860CFE AWS::SNS::TopicPolicy',
         'Alarmsopsexamplecom5486E8DD AWS::SNS::Subscription',
         'CustomCDKBucketDeployment8693BB64968944B69AAFB0CC9EB8756C81C01536 AWS::Lambda::Function',
+        'CustomCDKBucketDeployment8693BB64968944B69AAFB0CC9EB8756CLogGroup817B64E9 AWS::Logs::LogGroup',
         'CustomCDKBucketDeployment8693BB64968944B69AAFB0CC9EB8756CServiceRole89A01265 AWS::IAM::Role',
         'CustomCDKBucketDeployment8693BB64968944B69AAFB0CC9EB8756CServiceRoleDefaultPolicy88902FDF AWS::IAM::Policy',
         'GitHubPlanRole4195A234 AWS::IAM::Role',

@@ -17,22 +17,25 @@ import { Match, type Template } from 'aws-cdk-lib/assertions';
 import { RegistryTokenMinter, serviceNameOf } from '../../infra/minter.js';
 import { type CfnJson, synth } from '../helpers/cdk.js';
 
-/** The CDK key-admin actions (aws-kms ADMIN_ACTIONS): management, no signing. */
+/**
+ * The CDK key-admin actions (aws-kms ADMIN_ACTIONS): management, no signing. Sorted, as the
+ * feature flag @aws-cdk/aws-iam:minimizePolicies (cdk.json) writes every statement's lists.
+ */
 const KEY_ADMIN_ACTIONS = [
+  'kms:CancelKeyDeletion',
   'kms:Create*',
+  'kms:Delete*',
   'kms:Describe*',
+  'kms:Disable*',
   'kms:Enable*',
+  'kms:Get*',
   'kms:List*',
   'kms:Put*',
-  'kms:Update*',
   'kms:Revoke*',
-  'kms:Disable*',
-  'kms:Get*',
-  'kms:Delete*',
+  'kms:ScheduleKeyDeletion',
   'kms:TagResource',
   'kms:UntagResource',
-  'kms:ScheduleKeyDeletion',
-  'kms:CancelKeyDeletion',
+  'kms:Update*',
 ];
 
 function build(
@@ -236,7 +239,7 @@ describe('RegistryTokenMinter with defaults', () => {
       },
       {
         Effect: 'Allow',
-        Action: ['sqs:SendMessage', 'sqs:GetQueueAttributes', 'sqs:GetQueueUrl'],
+        Action: ['sqs:GetQueueAttributes', 'sqs:GetQueueUrl', 'sqs:SendMessage'],
         Resource: { 'Fn::GetAtt': [queue, 'Arn'] },
       },
       {
@@ -254,7 +257,7 @@ describe('RegistryTokenMinter with defaults', () => {
       {
         Sid: 'WriteTokens',
         Effect: 'Allow',
-        Action: ['s3:PutObject', 's3:PutObjectTagging', 's3:DeleteObject'],
+        Action: ['s3:DeleteObject', 's3:PutObject', 's3:PutObjectTagging'],
         Resource: tokens('tokens/*'),
       },
       {
@@ -262,9 +265,9 @@ describe('RegistryTokenMinter with defaults', () => {
         Effect: 'Allow',
         Action: ['s3:GetObject', 's3:PutObject'],
         Resource: [
+          tokens('state/lock.json'),
           tokens('trust/bundle.pem'),
           tokens('trust/jwks.json'),
-          tokens('state/lock.json'),
         ],
       },
       {
@@ -471,9 +474,9 @@ describe('RegistryTokenMinter options', () => {
     });
     expect(statements.find((s) => s.Sid === 'PublishTrustAndLock')).toMatchObject({
       Resource: [
+        r(minter.tokenBucket.arnForObjects('reg/prod/state/lock.json')),
         r(minter.tokenBucket.arnForObjects('reg/prod/trust/bundle.pem')),
         r(minter.tokenBucket.arnForObjects('reg/prod/trust/jwks.json')),
-        r(minter.tokenBucket.arnForObjects('reg/prod/state/lock.json')),
       ],
     });
   });
@@ -503,7 +506,7 @@ describe('RegistryTokenMinter options', () => {
       Sid: 'CertifyTrustedRoots',
       Effect: 'Allow',
       Action: ['kms:GetPublicKey', 'kms:Sign'],
-      Resource: [r(next.keyArn), external.keyArn],
+      Resource: [external.keyArn, r(next.keyArn)],
     });
     template.hasResourceProperties('AWS::KMS::Key', {
       Description: Match.absent(),

@@ -1,8 +1,11 @@
 /**
  * `npx cdk synth` exactly as a user runs it, offline: no AWS credentials (no environment
- * variables, no ~/.aws, no instance metadata) and a `docker` that fails loudly and leaves a
- * mark if anything calls it. Then the function bundle it produced is run for real with Node
- * (a local mint, no AWS), which proves the ESM output and its require() banner work.
+ * variables, no ~/.aws, no instance metadata), a `docker` that fails loudly and leaves a mark if
+ * anything calls it, and every node process it starts watched for network use
+ * (test/helpers/netguard.cjs): cdk.json turns off the CLI's notices and telemetry, so synth
+ * makes no DNS lookup and no connection at all. Then the function bundle it produced is run for
+ * real with Node (a local mint, no AWS), which proves the ESM output and its require() banner
+ * work.
  */
 
 import { generateKeyPairSync } from 'node:crypto';
@@ -23,25 +26,61 @@ import { makeTempDir, removeTempDir } from '../helpers/tmp.js';
 let dir: string;
 let out: string;
 let dockerMark: string;
+let netLog: string;
 let synth: Awaited<ReturnType<typeof run>>;
 
-/** The environment of the test process minus anything that could reach AWS or Docker. */
+/**
+ * The environment of the test process minus anything that could reach AWS or Docker, or that
+ * would quiet the CDK CLI for another reason than cdk.json: no CI variable (the CLI shows no
+ * notices on CI) and a fresh CDK home (no cached notices, no telemetry opt-out).
+ */
 function offlineEnv(fakeBin: string): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
   for (const [k, v] of Object.entries(process.env))
-    if (!/^(AWS_|CDK_|DOCKER_)/.test(k) && k !== 'HOME') env[k] = v;
+    if (!/^(AWS_|CDK_|DOCKER_|NODE_OPTIONS$|CI$)/.test(k) && k !== 'HOME') env[k] = v;
   return {
     ...env,
     HOME: join(dir, 'home'),
+    CDK_HOME: join(dir, 'home', '.cdk'),
     PATH: `${fakeBin}:${process.env.PATH ?? ''}`,
     CDK_DOCKER: join(fakeBin, 'docker'),
     AWS_CONFIG_FILE: join(dir, 'no-aws-config'),
     AWS_SHARED_CREDENTIALS_FILE: join(dir, 'no-aws-credentials'),
     AWS_EC2_METADATA_DISABLED: 'true',
-    CDK_DISABLE_CLI_TELEMETRY: 'true',
-    CDK_DISABLE_VERSION_CHECK: '1',
+    // npm's own check for a newer npm (npx runs the CLI) is a setting of the user's npm, not
+    // of this repository; ~/.npmrc is out of reach here (HOME is fresh), so it is set here.
     npm_config_update_notifier: 'false',
+    NODE_OPTIONS: `--require ${ROOT}test/helpers/netguard.cjs`,
+    NETGUARD_LOG: netLog,
   };
+}
+
+/** Whether process `pid` still exists. */
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The network record of netguard.cjs once every process it saw (started or spawned) is gone:
+ * the CLI sends telemetry from a detached child that outlives it. Bookkeeping lines are left
+ * out.
+ */
+async function networkUse(): Promise<string[]> {
+  const bookkeeping = / (start|spawn|exit)( |$)/;
+  for (let waited = 0; ; waited += 100) {
+    const lines = existsSync(netLog) ? readFileSync(netLog, 'utf8').trim().split('\n') : [];
+    const pids = lines.flatMap((l) => {
+      const m = /^(\d+) start|^\d+ spawn (\d+)$/.exec(l);
+      return m ? [Number(m[1] ?? m[2])] : [];
+    });
+    if (!pids.some(alive) || waited > 30_000) return lines.filter((l) => !bookkeeping.test(l));
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
 }
 
 beforeAll(async () => {
@@ -49,6 +88,7 @@ beforeAll(async () => {
   const fakeBin = join(dir, 'bin');
   out = join(dir, 'cdk.out');
   dockerMark = join(dir, 'docker-was-called');
+  netLog = join(dir, 'network.log');
   mkdirSync(fakeBin, { recursive: true });
   mkdirSync(join(dir, 'home'), { recursive: true });
   const docker = join(fakeBin, 'docker');
@@ -57,7 +97,7 @@ beforeAll(async () => {
     `#!/bin/sh\necho "$@" >> '${dockerMark}'\necho 'docker is not available in this test' >&2\nexit 1\n`,
   );
   chmodSync(docker, 0o755);
-  synth = await run('npx', ['cdk', 'synth', '--no-notices', '-q', '-o', out], {
+  synth = await run('npx', ['cdk', 'synth', '-q', '-o', out], {
     cwd: ROOT,
     env: offlineEnv(fakeBin),
     timeoutMs: 180_000,
@@ -75,6 +115,12 @@ describe('npx cdk synth, offline, without AWS credentials or Docker', () => {
 
   it('never called docker', () => {
     expect(existsSync(dockerMark)).toBe(false);
+  });
+
+  it('made no DNS lookup and no connection beyond loopback (no notices, no telemetry)', async () => {
+    // The record exists: the guard ran in the CLI and in the app it started.
+    expect(readFileSync(netLog, 'utf8')).toMatch(/ start .*infra\/app\.ts/);
+    expect(await networkUse()).toEqual([]);
   });
 
   it('bundled the function with local esbuild', () => {
