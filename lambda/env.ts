@@ -28,6 +28,13 @@ export const ENV_VARS = {
     'where login, token and whoami find your token: s3://TOKEN_BUCKET[/PREFIX] (--from wins; else the user config file)',
   REGTOKEN_REGISTRY:
     'the registry host your token must be for (login, token); default: the host in the token',
+  REGTOKEN_TRUST:
+    'where the token endpoint (realm) reads the trust bundle: s3://TOKEN_BUCKET[/PREFIX] or a PEM file',
+  REGTOKEN_SERVICE:
+    "the token endpoint's service: the registry's auth.token.service (the tokens' aud)",
+  REGTOKEN_ISSUER:
+    "the token endpoint's issuer: the registry's auth.token.issuer (the tokens' iss)",
+  REGTOKEN_LISTEN: 'where regtoken realm listens, HOST:PORT (default 127.0.0.1:5001)',
   DOCKER_CONFIG:
     "Docker's configuration directory; login writes its config.json (default ~/.docker)",
   XDG_CONFIG_HOME:
@@ -57,6 +64,14 @@ export interface EnvSettings {
   readonly from: string | undefined;
   /** Client side: the registry host the token must be for, REGTOKEN_REGISTRY. */
   readonly registry: string | undefined;
+  /** Token endpoint: the trust bundle location, REGTOKEN_TRUST. */
+  readonly trust: string | undefined;
+  /** Token endpoint: the registry's auth.token.service, REGTOKEN_SERVICE. */
+  readonly service: string | undefined;
+  /** Token endpoint: the registry's auth.token.issuer, REGTOKEN_ISSUER. */
+  readonly issuer: string | undefined;
+  /** Token endpoint: HOST:PORT to listen on, REGTOKEN_LISTEN. */
+  readonly listen: string | undefined;
   readonly dockerConfig: string | undefined;
   readonly xdgConfigHome: string | undefined;
   readonly home: string | undefined;
@@ -91,6 +106,10 @@ export function readEnv(env: NodeJS.ProcessEnv = process.env): EnvSettings {
     lockLease: value(env, 'REGTOKEN_LOCK_LEASE'),
     from: value(env, 'REGTOKEN_FROM'),
     registry: value(env, 'REGTOKEN_REGISTRY'),
+    trust: value(env, 'REGTOKEN_TRUST'),
+    service: value(env, 'REGTOKEN_SERVICE'),
+    issuer: value(env, 'REGTOKEN_ISSUER'),
+    listen: value(env, 'REGTOKEN_LISTEN'),
     dockerConfig: value(env, 'DOCKER_CONFIG'),
     xdgConfigHome: value(env, 'XDG_CONFIG_HOME'),
     home: value(env, 'HOME'),

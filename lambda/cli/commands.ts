@@ -13,6 +13,7 @@ import { configSource, DEFAULT_SIGNING_KEY, inventory, runMint } from '../run.js
 import { CLIENT_COMMANDS } from './client-commands.js';
 import { type Command, str } from './command.js';
 import { type CliContext, paint, table } from './io.js';
+import { realmCommand } from './realm-command.js';
 
 /** Logger for CLI runs: warnings and errors as readable lines on stderr, the rest dropped. */
 function cliLogger(ctx: CliContext): Logger {
@@ -254,4 +255,10 @@ Exit status: 0 plan printed, 1 a file is invalid, 2 usage error.`,
   },
 };
 
-export const COMMANDS: readonly Command[] = [validate, mintCommand, plan, ...CLIENT_COMMANDS];
+export const COMMANDS: readonly Command[] = [
+  validate,
+  mintCommand,
+  plan,
+  ...CLIENT_COMMANDS,
+  realmCommand,
+];
