@@ -25,6 +25,14 @@ const MAX_SCOPES = 64;
 /** The conventional username; any username is accepted. */
 export const REALM_USERNAME = 'regtoken';
 
+/**
+ * Bytes of the `Authorization: Basic …` header value a client sends to the token endpoint with
+ * `token` as the password: `Basic ` and base64 of `USERNAME:TOKEN`, about 4/3 of the token.
+ */
+export function basicHeaderBytes(token: string, username = REALM_USERNAME): number {
+  return 'Basic '.length + 4 * Math.ceil((username.length + 1 + token.length) / 3);
+}
+
 /** A request, as the adapters hand it over. Header names in lower case. */
 export interface RealmRequest {
   readonly method: string;

@@ -11,10 +11,14 @@ import { randomBytes } from 'node:crypto';
 import { mapLimit } from '../core/pool.js';
 import type { Logger, TokenDocument, TokenStore } from '../core/ports.js';
 import { tokenKey } from '../core/principal.js';
+import { basicHeaderBytes } from '../core/realm.js';
 import { buildClaims, signToken, type TokenSigner } from '../core/token.js';
 import type { PrincipalProblem, PrincipalWork, TokenSettings } from './plan.js';
 
-/** Above this size a token still works but may hit proxy header limits: the run warns. */
+/**
+ * Above this many bytes of `Authorization` header (the Basic form, with the token as the
+ * password) a token still works but may hit proxy header limits: the run warns.
+ */
 export const TOKEN_WARN_BYTES = 8_192;
 
 /** What the sign-and-write step needs besides its batch and signer. */
@@ -132,9 +136,11 @@ export async function signAndWrite(
       logger.error('token too large', { principal: arn, bytes, limit: settings.maxTokenBytes });
       return;
     }
-    if (bytes > TOKEN_WARN_BYTES)
+    // As a password (docker login, containerd) the token travels base64-encoded: 4/3 larger.
+    const basic = basicHeaderBytes(token);
+    if (basic > TOKEN_WARN_BYTES)
       mine.push(
-        `${arn}: token is ${bytes} bytes, above ${TOKEN_WARN_BYTES} (proxies such as nginx reject longer headers by default)`,
+        `${arn}: token is ${bytes} bytes; sent as a password its Basic header is ${basic} bytes, above ${TOKEN_WARN_BYTES} (proxies such as nginx reject longer headers by default)`,
       );
     const k = tokenKey(access.principal);
     const doc: TokenDocument = {

@@ -68,6 +68,7 @@ describe('systemd units pass systemd-analyze verify', () => {
     ['ec2', 'regtoken-login.timer', undefined],
     ['registry', 'regtoken-trust-bundle.service', '/usr/local/sbin/regtoken-trust-bundle'],
     ['registry', 'regtoken-trust-bundle.timer', undefined],
+    ['registry', 'regtoken-realm.service', '/usr/local/bin/regtoken realm'],
   ] as const;
 
   /**

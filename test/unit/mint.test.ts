@@ -68,6 +68,31 @@ describe('mint', () => {
     });
   });
 
+  it('warns when a token sent as a password (Basic) would pass 8 KiB of header, though its bearer form does not', async () => {
+    const repos = Array.from(
+      { length: 80 },
+      (_, i) => `{repository: team-a/repo-${i}, actions: [pull]}`,
+    );
+    const store = new MemoryStore();
+    const result = await mint(
+      deps(
+        new MemoryConfig(
+          grants(
+            `  - principal: arn:aws:iam::111122223333:role/wide\n    access: [${repos.join(', ')}]\n`,
+          ),
+        ),
+        store,
+      ),
+    );
+    const token = store.docs.get('tokens/111122223333/role/wide.json')?.token ?? '';
+    const basic = `Basic ${Buffer.from(`regtoken:${token}`).toString('base64')}`.length;
+    expect(`Bearer ${token}`.length).toBeLessThan(8192);
+    expect(basic).toBeGreaterThan(8192);
+    expect(result.warnings).toEqual([
+      `arn:aws:iam::111122223333:role/wide: token is ${token.length} bytes; sent as a password its Basic header is ${basic} bytes, above 8192 (proxies such as nginx reject longer headers by default)`,
+    ]);
+  });
+
   it('keeps the previous token of a principal whose write fails, and writes the others', async () => {
     const store = new MemoryStore();
     await mint(deps(new MemoryConfig(grants()), store));
