@@ -18,7 +18,7 @@ import { parseTrustBundle } from '../core/trust.js';
 import { TokenVerifier } from '../core/verify.js';
 import { InputError, NotFoundError, StoreError } from '../errors.js';
 import { awsErrorCode, awsStatus, credentialsError, describeAwsError } from './aws.js';
-import { parseS3Url } from './s3.js';
+import { parseS3Url } from './s3/shared.js';
 
 /** A bundle as read: its text, or `unchanged` when it is the version last seen. */
 export type TrustRead = { readonly text: string; readonly version: string } | 'unchanged';

@@ -7,22 +7,17 @@
 import { S3Client } from '@aws-sdk/client-s3';
 import { MAX_ATTEMPTS } from '../adapters/aws.js';
 import { jsonLogger } from '../adapters/log.js';
-import { isS3Url } from '../adapters/s3.js';
+import { isS3Url } from '../adapters/s3/shared.js';
 import { FileTrustSource, S3TrustSource, TrustCache } from '../adapters/trust-source.js';
 import { REALM_USERNAME } from '../core/realm.js';
 import { InputError, UsageError } from '../errors.js';
 import { startRealmServer } from '../realm-server.js';
-import type { Command, ParsedArgs } from './commands.js';
+import { type Command, str } from './command.js';
 
 /** Default listen address: loopback, behind the registry's TLS front end. */
 export const DEFAULT_LISTEN = '127.0.0.1:5001';
 /** How often the server looks for a new trust bundle. */
 const REFRESH_MS = { file: 5_000, s3: 30_000 } as const;
-
-function str(args: ParsedArgs, name: string): string | undefined {
-  const v = args.values[name];
-  return typeof v === 'string' ? v : undefined;
-}
 
 /** `HOST:PORT` or `[IPV6]:PORT` → host and port; a usage error otherwise. */
 export function parseListen(value: string, source: string): { host: string; port: number } {
