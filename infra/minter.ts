@@ -12,6 +12,7 @@
  *   notification on the grants object);
  * - settings.ts: one least-privilege statement per environment variable, set side by side;
  * - alarms.ts: three CloudWatch alarms;
+ * - realm.ts: the optional token endpoint (the registry's `realm`) as a Lambda function URL;
  * - checks.ts: what synth checks first (names, schedule, token lifetimes against it);
  * - support-functions.ts: cdk-nag acknowledgements for CDK's own deploy-time functions.
  *
@@ -35,6 +36,7 @@ import {
   type aws_sqs as sqs,
 } from 'aws-cdk-lib';
 import { Construct } from 'constructs';
+import { parseGrants } from '../lambda/core/config.js';
 import { parsePrincipal, tokenKey } from '../lambda/core/principal.js';
 import { createAlarms, serviceNameOf } from './minter/alarms.js';
 import { createBuckets } from './minter/buckets.js';
@@ -46,12 +48,14 @@ import {
   under,
 } from './minter/checks.js';
 import { createFunction, createTriggers, deployGrants } from './minter/function.js';
+import { createRealm, type Realm, type RealmOptions } from './minter/realm.js';
 import { bindSettings } from './minter/settings.js';
 import { createRootKey } from './minter/signing-root.js';
 import { acknowledgeSupportFunctions } from './minter/support-functions.js';
 
 export { METRICS_NAMESPACE, serviceNameOf } from './minter/alarms.js';
 export { LIFETIME_MARGIN, lifetimeProblem, shortestLifetime } from './minter/checks.js';
+export type { Realm, RealmOptions } from './minter/realm.js';
 export { createRootKey } from './minter/signing-root.js';
 
 /** Log levels the Powertools logger accepts in POWERTOOLS_LOG_LEVEL. */
@@ -155,6 +159,13 @@ export interface RegistryTokenMinterProps {
    * @default - a new bucket (retained; logs expire after one year)
    */
   readonly accessLogsBucket?: s3.IBucket;
+  /**
+   * Serve the registry's token endpoint (its `auth.token.realm`) from a Lambda function URL,
+   * so `docker login`, containerd and Kubernetes nodes can use regtoken tokens as passwords
+   * (docs/registry.md, "The token endpoint"). Its URL is {@link RegistryTokenMinter.realm}.
+   * @default - no token endpoint
+   */
+  readonly realm?: RealmOptions;
 }
 
 /**
@@ -185,6 +196,8 @@ export class RegistryTokenMinter extends Construct {
   readonly noSuccessfulRunAlarm: cloudwatch.Alarm;
   /** Some principal in the grants does not exist in IAM, so it got no token. */
   readonly unknownPrincipalsAlarm: cloudwatch.Alarm;
+  /** The token endpoint, when the `realm` prop asks for one. */
+  readonly realm?: Realm;
   /** Key of the grants object in the config bucket. */
   readonly configKey: string;
   /** `s3://CONFIG_BUCKET/KEY` of the grants object (REGTOKEN_CONFIG). */
@@ -251,6 +264,28 @@ export class RegistryTokenMinter extends Construct {
     this.failedRunsAlarm = alarms.failedRuns;
     this.noSuccessfulRunAlarm = alarms.noSuccessfulRun;
     this.unknownPrincipalsAlarm = alarms.unknownPrincipals;
+    if (props.realm) {
+      const registry =
+        grantsText === undefined ? undefined : parseGrants(grantsText, 'grantsFile').registry;
+      const service = props.realm.service ?? registry?.service;
+      const issuer = props.realm.issuer ?? registry?.issuer;
+      if (!service || !issuer)
+        throw new Error(
+          "RegistryTokenMinter: realm needs service and issuer (the registry's auth.token.service and auth.token.issuer), or a grantsFile to take them from",
+        );
+      this.realm = createRealm(this, {
+        service,
+        issuer,
+        tokenBucket: this.tokenBucket,
+        under: under(this.tokenPrefix),
+        tokenStoreUrl: this.tokenStoreUrl,
+        serviceName: serviceNameOf(this),
+        logLevel: props.logLevel ?? 'INFO',
+        memorySize: props.realm.memorySize,
+        logRetention: props.logRetention,
+        alarmTopic: props.alarmTopic,
+      });
+    }
     acknowledgeSupportFunctions(this, this.configBucket);
   }
 

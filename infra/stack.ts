@@ -85,6 +85,21 @@ export interface RegtokenStackProps extends StackProps {
    * @default - none
    */
   readonly additionalMinterArns?: readonly string[];
+  /**
+   * Serve the registry's token endpoint from a Lambda function URL (output `RealmUrl`).
+   * @default false
+   */
+  readonly realm?: boolean;
+  /**
+   * The registry's `auth.token.service`, for the token endpoint.
+   * @default - `registry.service` of `grantsFile`; required with `realm` and no `grantsFile`
+   */
+  readonly realmService?: string;
+  /**
+   * The registry's `auth.token.issuer`, for the token endpoint.
+   * @default - `registry.issuer` of `grantsFile`; required with `realm` and no `grantsFile`
+   */
+  readonly realmIssuer?: string;
 }
 
 /** Shortest token lifetime assumed when none is given: a grants file's default `tokenTtl`. */
@@ -154,6 +169,14 @@ export class RegtokenStack extends Stack {
           }
         : {}),
       additionalMinters,
+      ...(props.realm
+        ? {
+            realm: {
+              ...(props.realmService ? { service: props.realmService } : {}),
+              ...(props.realmIssuer ? { issuer: props.realmIssuer } : {}),
+            },
+          }
+        : {}),
     });
 
     if (props.githubRepository) {
@@ -180,6 +203,11 @@ export class RegtokenStack extends Stack {
       });
     }
 
+    this.addOutputs(keys, signing);
+  }
+
+  /** The outputs a first deployment needs (docs/deploy.md). */
+  private addOutputs(keys: ReadonlyMap<string, kms.Key>, signing: string): void {
     const m = this.minter;
     new CfnOutput(this, 'ConfigBucketName', {
       description: 'Config repository variable REGTOKEN_CONFIG_BUCKET',
@@ -204,6 +232,11 @@ export class RegtokenStack extends Stack {
         description: `Root key "${label}"${label === signing ? ' (signing)' : ' (trusted)'}`,
         value: key.keyArn,
       });
+    if (m.realm)
+      new CfnOutput(this, 'RealmUrl', {
+        description: "The registry's auth.token.realm: regtoken's token endpoint",
+        value: m.realm.url,
+      });
     new CfnOutput(this, 'FunctionName', { value: m.function.functionName });
     new CfnOutput(this, 'LogGroupName', {
       description: "The function's logs (aws logs tail)",
@@ -221,7 +254,7 @@ export class RegtokenStack extends Stack {
  * `grantsFile`, `minTokenTtl`, `schedule`, `timeout` (durations like 1h, 90m), `rootKeys`
  * (comma-separated labels), `signingKey`, `alarmEmail`, `githubRepository`,
  * `githubOidcProviderArn`, `registryBucket`, `registryPrefix`, `additionalMinterArns`
- * (comma-separated). Without `grantsFile` and `minTokenTtl`, the shortest lifetime is assumed
+ * (comma-separated), `realm` (`true` for the token endpoint), `realmService`, `realmIssuer`. Without `grantsFile` and `minTokenTtl`, the shortest lifetime is assumed
  * to be {@link DEFAULT_MIN_TOKEN_TTL}.
  */
 export function propsFromContext(node: Node): RegtokenStackProps {
@@ -243,6 +276,12 @@ export function propsFromContext(node: Node): RegtokenStackProps {
       ?.split(',')
       .map((s) => s.trim())
       .filter(Boolean);
+  const flag = (name: string): boolean | undefined => {
+    const v = text(name);
+    if (v === undefined) return undefined;
+    if (v === 'true' || v === 'false') return v === 'true';
+    throw new Error(`context ${name}="${v}" must be true or false`);
+  };
   const grantsFile = text('grantsFile');
   const minTokenTtl =
     duration('minTokenTtl') ??
@@ -260,6 +299,9 @@ export function propsFromContext(node: Node): RegtokenStackProps {
     registryBucket: text('registryBucket'),
     registryPrefix: text('registryPrefix'),
     additionalMinterArns: list('additionalMinterArns'),
+    realm: flag('realm'),
+    realmService: text('realmService'),
+    realmIssuer: text('realmIssuer'),
   };
   return Object.fromEntries(
     Object.entries(props).filter(([, v]) => v !== undefined),

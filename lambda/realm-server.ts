@@ -38,6 +38,8 @@ export interface RunningRealm {
   close(graceMs?: number): Promise<void>;
 }
 
+const JSON_TYPE = { 'content-type': 'application/json' };
+
 function errorBody(code: string, message: string): string {
   return JSON.stringify({ errors: [{ code, message }] });
 }
@@ -84,10 +86,74 @@ function send(res: ServerResponse, response: RealmResponse, close = false): void
   res.end(response.body);
 }
 
+type Audit = (event: RealmEvent) => void;
+
+/** Answers one request: reads the body within the limit, then the core decides. */
+async function answer(
+  req: IncomingMessage,
+  res: ServerResponse,
+  options: RealmServerOptions,
+  now: Date,
+  audit: Audit,
+): Promise<void> {
+  const client = req.socket.remoteAddress ?? 'unknown';
+  const url = req.url ?? '/';
+  const q = url.indexOf('?');
+  const method = req.method ?? '';
+  const path = q < 0 ? url : url.slice(0, q);
+  const body = await readBody(req);
+  if (body === undefined) {
+    audit({ method, path, status: 413, outcome: 'invalid', reason: 'size', client });
+    const message = `the body is larger than ${MAX_REQUEST_BYTES} bytes`;
+    send(res, { status: 413, headers: JSON_TYPE, body: errorBody('TOO_LARGE', message) }, true);
+    return;
+  }
+  const request = {
+    method,
+    path,
+    query: q < 0 ? '' : url.slice(q + 1),
+    headers: flatHeaders(req),
+    body,
+    client,
+  };
+  const { response, event } = handleRealmRequest(
+    request,
+    options.trust.current,
+    options.settings,
+    now,
+  );
+  audit(event);
+  send(res, response);
+}
+
+/** Answers what node:http refuses before the handler sees it: oversized headers, bad syntax. */
+function refuseMalformed(err: NodeJS.ErrnoException, socket: Socket, audit: Audit): void {
+  const tooLarge = err.code === 'HPE_HEADER_OVERFLOW';
+  const status = tooLarge ? 431 : 400;
+  const body = tooLarge
+    ? errorBody('TOO_LARGE', `request headers are larger than ${MAX_REQUEST_BYTES} bytes`)
+    : errorBody('INVALID_REQUEST', 'malformed HTTP request');
+  const reason = tooLarge ? 'Request Header Fields Too Large' : 'Bad Request';
+  if (socket.writable)
+    socket.end(
+      `HTTP/1.1 ${status} ${reason}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+    );
+  else socket.destroy();
+  if (err.code !== 'ECONNRESET')
+    audit({
+      method: '',
+      path: '',
+      status,
+      outcome: 'invalid',
+      reason: tooLarge ? 'size' : 'http',
+      client: socket.remoteAddress ?? 'unknown',
+    });
+}
+
 /** Starts the server; resolves once it listens. */
 export async function startRealmServer(options: RealmServerOptions): Promise<RunningRealm> {
   const clock = options.clock ?? (() => new Date());
-  const audit = (event: RealmEvent) => options.logger.info('token request', { ...event });
+  const audit: Audit = (event) => options.logger.info('token request', { ...event });
 
   const server: Server = createServer(
     {
@@ -97,81 +163,21 @@ export async function startRealmServer(options: RealmServerOptions): Promise<Run
       keepAliveTimeout: 5_000,
     },
     (req, res) => {
-      void (async () => {
-        const client = req.socket.remoteAddress ?? 'unknown';
-        const url = req.url ?? '/';
-        const q = url.indexOf('?');
-        const body = await readBody(req);
-        if (body === undefined) {
-          send(
-            res,
-            {
-              status: 413,
-              headers: { 'content-type': 'application/json' },
-              body: errorBody('TOO_LARGE', `the body is larger than ${MAX_REQUEST_BYTES} bytes`),
-            },
-            true,
-          );
-          audit({
-            method: req.method ?? '',
-            path: q < 0 ? url : url.slice(0, q),
-            status: 413,
-            outcome: 'invalid',
-            reason: 'size',
-            client,
-          });
-          return;
-        }
-        const { response, event } = handleRealmRequest(
-          {
-            method: req.method ?? '',
-            path: q < 0 ? url : url.slice(0, q),
-            query: q < 0 ? '' : url.slice(q + 1),
-            headers: flatHeaders(req),
-            body,
-            client,
-          },
-          options.trust.current,
-          options.settings,
-          clock(),
-        );
-        audit(event);
-        send(res, response);
-      })().catch((err: unknown) => {
+      answer(req, res, options, clock(), audit).catch((err: unknown) => {
         options.logger.error('token request failed', { error: (err as Error).message });
-        if (!res.headersSent)
+        if (res.headersSent) res.destroy();
+        else
           send(res, {
             status: 500,
-            headers: { 'content-type': 'application/json' },
+            headers: JSON_TYPE,
             body: errorBody('INTERNAL', 'internal error'),
           });
-        else res.destroy();
       });
     },
   );
-
-  // Requests node:http refuses before they reach the handler: oversized headers, bad syntax.
-  server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
-    const tooLarge = err.code === 'HPE_HEADER_OVERFLOW';
-    const status = tooLarge ? 431 : 400;
-    const body = tooLarge
-      ? errorBody('TOO_LARGE', `request headers are larger than ${MAX_REQUEST_BYTES} bytes`)
-      : errorBody('INVALID_REQUEST', 'malformed HTTP request');
-    if (socket.writable) {
-      socket.end(
-        `HTTP/1.1 ${status} ${tooLarge ? 'Request Header Fields Too Large' : 'Bad Request'}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
-      );
-    } else socket.destroy();
-    if (err.code !== 'ECONNRESET')
-      audit({
-        method: '',
-        path: '',
-        status,
-        outcome: 'invalid',
-        reason: tooLarge ? 'size' : 'http',
-        client: socket.remoteAddress ?? 'unknown',
-      });
-  });
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) =>
+    refuseMalformed(err, socket, audit),
+  );
 
   const refresh = setInterval(() => void options.trust.refreshIfStale(), options.refreshMs);
   refresh.unref();

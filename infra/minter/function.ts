@@ -75,11 +75,7 @@ export function createFunction(
   });
 
   const fn = new nodejs.NodejsFunction(scope, 'Function', {
-    entry: `${ROOT}lambda/handler.ts`,
-    handler: 'handler',
-    projectRoot: ROOT,
-    depsLockFilePath: `${ROOT}package-lock.json`,
-    runtime: lambda.Runtime.NODEJS_22_X,
+    ...bundledFunction('lambda/handler.ts'),
     architecture: lambda.Architecture.ARM_64,
     memorySize: options.memorySize ?? 512,
     timeout: options.timeout,
@@ -91,6 +87,28 @@ export function createFunction(
     onFailure: new destinations.SqsDestination(deadLetterQueue),
     retryAttempts: 2,
     maxEventAge: Duration.hours(1),
+    environment: { NODE_OPTIONS: '--enable-source-maps' },
+  });
+  acknowledgeRuntime(fn);
+  return { function: fn, role, logGroup, deadLetterQueue };
+}
+
+/**
+ * How every regtoken function is built and run: an entry under lambda/, bundled with local
+ * esbuild into one ES module (never Docker), on the Node.js runtime the project is tested on.
+ */
+export function bundledFunction(
+  entry: string,
+): Pick<
+  nodejs.NodejsFunctionProps,
+  'entry' | 'handler' | 'projectRoot' | 'depsLockFilePath' | 'runtime' | 'bundling'
+> {
+  return {
+    entry: `${ROOT}${entry}`,
+    handler: 'handler',
+    projectRoot: ROOT,
+    depsLockFilePath: `${ROOT}package-lock.json`,
+    runtime: lambda.Runtime.NODEJS_22_X,
     bundling: {
       // Local esbuild (a dev dependency) only: synth must never need Docker.
       forceDockerBundling: false,
@@ -106,14 +124,16 @@ export function createFunction(
       banner:
         "import { createRequire as __regtokenCreateRequire } from 'node:module'; const require = __regtokenCreateRequire(import.meta.url);",
     },
-    environment: { NODE_OPTIONS: '--enable-source-maps' },
-  });
+  };
+}
+
+/** The cdk-nag acknowledgement of the pinned runtime, for every regtoken function. */
+export function acknowledgeRuntime(fn: lambda.IFunction): void {
   Validations.of(fn).acknowledge({
     id: 'AwsSolutions-L1',
     reason:
       'Pinned to nodejs22.x, the runtime regtoken is built and tested for (esbuild target node22); it moves with the project, not with each new Lambda runtime.',
   });
-  return { function: fn, role, logGroup, deadLetterQueue };
 }
 
 /** The schedule, and the S3 notification that mints when the grants object is written. */

@@ -19,6 +19,7 @@ const EVERYTHING: RegtokenStackProps = {
   registryBucket: 'registry-storage',
   registryPrefix: 'prod',
   additionalMinterArns: ['arn:aws:iam::111122223333:role/ops/break-glass'],
+  realm: true,
 };
 
 /** An app with the stack, and cdk-nag registered the way infra/app.ts registers it. */

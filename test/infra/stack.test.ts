@@ -55,6 +55,9 @@ describe('propsFromContext', () => {
         registryBucket: 'registry-storage',
         registryPrefix: 'prod',
         additionalMinterArns: 'arn:aws:iam::111122223333:role/ops/break-glass',
+        realm: 'true',
+        realmService: 'registry.example.com',
+        realmIssuer: 'regtoken',
       }),
     ).toEqual({
       grantsFile: 'grants.yaml',
@@ -70,7 +73,14 @@ describe('propsFromContext', () => {
       registryBucket: 'registry-storage',
       registryPrefix: 'prod',
       additionalMinterArns: ['arn:aws:iam::111122223333:role/ops/break-glass'],
+      realm: true,
+      realmService: 'registry.example.com',
+      realmIssuer: 'regtoken',
     });
+  });
+
+  it('rejects a realm flag that is not true or false', () => {
+    expect(() => read({ realm: 'yes' })).toThrow('context realm="yes" must be true or false');
   });
 
   it('rejects a duration it cannot read', () => {

@@ -236,7 +236,7 @@ beforeEach(async () => {
   kmsKeyArn = key.KeyMetadata?.Arn ?? '';
   await putGrants(grants());
   await mint();
-});
+}, 30_000); // moto and the fault proxy start from scratch: slow on a loaded machine
 
 const EXPIRY = /the token expires \d{4}-\d\d-\d\d \d\d:\d\d UTC \(in (59m( \d+s)?|1h)\)/;
 

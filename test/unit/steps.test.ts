@@ -262,7 +262,7 @@ describe('signAndWrite', () => {
     expect(bobBytes).toBeGreaterThan(TOKEN_WARN_BYTES);
     expect(result.warnings).toEqual([
       `${BOB}: pattern "team-b/*" matches no repository in mem://inventory`,
-      `${BOB}: token is ${bobBytes} bytes, above ${TOKEN_WARN_BYTES} (proxies such as nginx reject longer headers by default)`,
+      `${BOB}: token is ${bobBytes} bytes; sent as a password its Basic header is ${6 + 4 * Math.ceil((9 + bobBytes) / 3)} bytes, above ${TOKEN_WARN_BYTES} (proxies such as nginx reject longer headers by default)`,
     ]);
     expect([...store.docs.keys()]).toEqual(['tokens/444455556666/user/bob.json']);
   });
