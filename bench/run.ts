@@ -8,6 +8,8 @@
  *   --no-write               never write the Markdown file
  *   --json FILE              also write the raw results as JSON
  *   --profile                CPU-profile every measured child into .bench/profiles/
+ *   --realm-seconds 20       seconds per concurrency level of the token endpoint's load test
+ *                            (0 leaves it out)
  *
  * Each measurement runs in a fresh child process (peak RSS per size); the parent starts
  * moto_server behind the loopback fault proxy (which keeps bucket policies away from moto, see
@@ -30,6 +32,7 @@ import { setupAws } from './e2e.js';
 import type { EngineResult } from './engine.js';
 import { generateWorkload } from './generate.js';
 import { measureHostile } from './hostile.js';
+import { benchRealm, renderRealm } from './realm.js';
 import {
   type BenchResult,
   checkTargets,
@@ -126,6 +129,11 @@ function log(message: string): void {
   process.stderr.write(`bench: ${message}\n`);
 }
 
+function benchRealmLogged(seconds: number) {
+  log(`token endpoint against its floor, ${seconds} s per concurrency level`);
+  return benchRealm(ROOT, WORK, seconds);
+}
+
 export async function main(argv: readonly string[]): Promise<BenchResult> {
   const { values } = parseArgs({
     args: [...argv],
@@ -135,8 +143,14 @@ export async function main(argv: readonly string[]): Promise<BenchResult> {
       'no-write': { type: 'boolean', default: false },
       json: { type: 'string' },
       profile: { type: 'boolean', default: false },
+      'realm-seconds': { type: 'string', default: '20' },
     },
   });
+  const realmSeconds = Number(values['realm-seconds']);
+  if (!Number.isFinite(realmSeconds) || realmSeconds < 0)
+    throw new Error(
+      `--realm-seconds: a number of seconds, 0 or more (got ${values['realm-seconds']})`,
+    );
   const sizes = values.sizes
     ? values.sizes.split(',').map((s) => Number(s.replaceAll('_', '').trim()))
     : DEFAULT_SIZES;
@@ -222,6 +236,8 @@ export async function main(argv: readonly string[]): Promise<BenchResult> {
   log('bundle (synthesizing the stack) and cold load');
   const bundle = await measureBundle(ROOT, join(WORK, 'bundle'), { runs: 7 });
 
+  const realm = realmSeconds > 0 ? await benchRealmLogged(realmSeconds) : undefined;
+
   const result: BenchResult = {
     startedAt: started.toISOString(),
     durationSeconds: (performance.now() - t0) / 1000,
@@ -231,7 +247,9 @@ export async function main(argv: readonly string[]): Promise<BenchResult> {
     directAt,
     hostile,
   };
-  const markdown = renderMarkdown(result);
+  const markdown = realm
+    ? `${renderMarkdown(result)}\n\n${renderRealm(realm)}`
+    : renderMarkdown(result);
   process.stdout.write(`${markdown}\n`);
   if (writeTo) {
     writeResults(writeTo, markdown);
@@ -240,7 +258,7 @@ export async function main(argv: readonly string[]): Promise<BenchResult> {
   if (values.json)
     writeFileSync(
       values.json,
-      JSON.stringify({ ...result, targets: checkTargets(result) }, null, 2),
+      JSON.stringify({ ...result, realm, targets: checkTargets(result) }, null, 2),
     );
   return result;
 }

@@ -6,7 +6,7 @@
 
 import { S3Client } from '@aws-sdk/client-s3';
 import { MAX_ATTEMPTS } from '../adapters/aws.js';
-import { jsonLogger } from '../adapters/log.js';
+import { jsonLineLogger } from '../adapters/log.js';
 import { isS3Url } from '../adapters/s3/shared.js';
 import { FileTrustSource, S3TrustSource, TrustCache } from '../adapters/trust-source.js';
 import { REALM_USERNAME } from '../core/realm.js';
@@ -80,7 +80,7 @@ Exit status: 0 stopped by a signal, 1 the trust bundle or address is unusable, 2
       listenFlag ? '--listen' : ctx.env.listen ? 'REGTOKEN_LISTEN' : 'default',
     );
 
-    const log = jsonLogger(ctx.env.serviceName);
+    const log = jsonLineLogger(ctx.env.serviceName);
     const s3 = isS3Url(trust);
     const source = s3
       ? new S3TrustSource(new S3Client({ maxAttempts: MAX_ATTEMPTS }), trust)

@@ -9,6 +9,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { CallCounts } from '../../bench/counter.js';
+import type { RealmBenchResult } from '../../bench/realm.js';
 import type { BenchResult, TargetCheck } from '../../bench/report.js';
 import { makeTempDir, removeTempDir } from '../helpers/tmp.js';
 
@@ -28,7 +29,18 @@ beforeAll(async () => {
   const json = join(dir, 'bench.json');
   const proc = spawn(
     process.execPath,
-    ['--import', 'tsx', 'bench/run.ts', '--sizes', '100', '--no-write', '--json', json],
+    [
+      '--import',
+      'tsx',
+      'bench/run.ts',
+      '--sizes',
+      '100',
+      '--realm-seconds',
+      '1',
+      '--no-write',
+      '--json',
+      json,
+    ],
     { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] },
   );
   proc.stdout.on('data', (d: Buffer) => {
@@ -116,6 +128,18 @@ describe('npm run bench -- --sizes 100', () => {
     expect(['synth', 'esbuild']).toContain(result.bundle.method);
     expect(result.bundle.bytes).toBeGreaterThan(100_000);
     expect(result.bundle.samples.every((ms) => ms > 0)).toBe(true);
+  });
+
+  it('loads the token endpoint and its floor at 1, 16 and 64 clients, every request answered', () => {
+    expect(stdout).toContain('**Token endpoint**');
+    const realm = (result as unknown as { realm: RealmBenchResult }).realm;
+    expect(realm.levels.map((l) => l.concurrency)).toEqual([1, 16, 64]);
+    for (const level of realm.levels)
+      for (const side of [level.endpoint, level.floor]) {
+        expect(side.errors).toBe(0);
+        expect(side.requests).toBeGreaterThan(0);
+        expect(side.p99Ms).toBeGreaterThanOrEqual(side.p50Ms);
+      }
   });
 
   it('checks every target of issue 6, and claims nothing it cannot tell from one size', () => {
