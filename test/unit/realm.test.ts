@@ -545,7 +545,7 @@ describe('the token endpoint', () => {
     );
     expect(response.status).toBe(400);
     expect(response.body).not.toContain('\u001b');
-    expect(response.body).toContain('\\\\u001b]0;owned\\\\u0007');
+    expect(response.body).toContain('\\\\x1b]0;owned\\\\x07');
     expect(JSON.stringify(event)).not.toContain('\\u001b]');
   });
 });

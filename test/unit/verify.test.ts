@@ -257,7 +257,7 @@ describe('TokenVerifier', () => {
     );
     expect(result.ok).toBe(false);
     if (!result.ok) {
-      expect(result.message).toContain('\\u001b]0;owned\\u0007');
+      expect(result.message).toContain('\\x1b]0;owned\\x07');
       expect(result.message).not.toContain('\u001b');
       expect(result.message.length).toBeLessThan(200);
     }
