@@ -37,6 +37,38 @@ export interface MinterFunction {
   readonly deadLetterQueue: sqs.Queue;
 }
 
+/**
+ * A function's execution role and its log group (retained), with the one statement every
+ * regtoken function needs: writing its own logs, scoped to this log group instead of the
+ * AWSLambdaBasicExecutionRole managed policy (logs:* on every log group).
+ */
+export function roleAndLogs(
+  scope: Construct,
+  options: {
+    readonly roleId: string;
+    readonly logsId: string;
+    readonly description: string;
+    readonly logRetention: logs.RetentionDays | undefined;
+  },
+): { role: iam.Role; logGroup: logs.LogGroup } {
+  const role = new iam.Role(scope, options.roleId, {
+    assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
+    description: options.description,
+  });
+  const logGroup = new logs.LogGroup(scope, options.logsId, {
+    retention: options.logRetention ?? logs.RetentionDays.THREE_MONTHS,
+    removalPolicy: RemovalPolicy.RETAIN,
+  });
+  role.addToPrincipalPolicy(
+    new iam.PolicyStatement({
+      sid: 'WriteLogs',
+      actions: ['logs:CreateLogStream', 'logs:PutLogEvents'],
+      resources: [logGroup.logGroupArn],
+    }),
+  );
+  return { role, logGroup };
+}
+
 /** Creates the function, its role (with only its log statement so far) and its log group. */
 export function createFunction(
   scope: Construct,
@@ -46,23 +78,12 @@ export function createFunction(
     readonly logRetention: logs.RetentionDays | undefined;
   },
 ): MinterFunction {
-  const role = new iam.Role(scope, 'Role', {
-    assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
+  const { role, logGroup } = roleAndLogs(scope, {
+    roleId: 'Role',
+    logsId: 'Logs',
     description: 'regtoken minter: reads the grants, writes tokens and the token bucket policy',
+    logRetention: options.logRetention,
   });
-  const logGroup = new logs.LogGroup(scope, 'Logs', {
-    retention: options.logRetention ?? logs.RetentionDays.THREE_MONTHS,
-    removalPolicy: RemovalPolicy.RETAIN,
-  });
-  // Scoped to this log group, instead of the AWSLambdaBasicExecutionRole managed policy
-  // (logs:* on every log group).
-  role.addToPrincipalPolicy(
-    new iam.PolicyStatement({
-      sid: 'WriteLogs',
-      actions: ['logs:CreateLogStream', 'logs:PutLogEvents'],
-      resources: [logGroup.logGroupArn],
-    }),
-  );
   const deadLetterQueue = new sqs.Queue(scope, 'FailedInvocations', {
     encryption: sqs.QueueEncryption.SQS_MANAGED,
     enforceSSL: true,

@@ -12,16 +12,15 @@ import {
   Duration,
   aws_iam as iam,
   aws_lambda as lambda,
-  aws_logs as logs,
+  type aws_logs as logs,
   aws_lambda_nodejs as nodejs,
-  RemovalPolicy,
   Stack,
   type aws_s3 as s3,
   type aws_sns as sns,
   Validations,
 } from 'aws-cdk-lib';
 import type { Construct } from 'constructs';
-import { acknowledgeRuntime, bundledFunction } from './function.js';
+import { acknowledgeRuntime, bundledFunction, roleAndLogs } from './function.js';
 
 /** Settings of the token endpoint (the construct's `realm` prop). */
 export interface RealmOptions {
@@ -72,21 +71,12 @@ export function createRealm(
     readonly alarmTopic: sns.ITopic | undefined;
   },
 ): Realm {
-  const role = new iam.Role(scope, 'RealmRole', {
-    assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
+  const { role, logGroup } = roleAndLogs(scope, {
+    roleId: 'RealmRole',
+    logsId: 'RealmLogs',
     description: 'regtoken token endpoint: reads the trust bundle, nothing else',
+    logRetention: options.logRetention,
   });
-  const logGroup = new logs.LogGroup(scope, 'RealmLogs', {
-    retention: options.logRetention ?? logs.RetentionDays.THREE_MONTHS,
-    removalPolicy: RemovalPolicy.RETAIN,
-  });
-  role.addToPrincipalPolicy(
-    new iam.PolicyStatement({
-      sid: 'WriteLogs',
-      actions: ['logs:CreateLogStream', 'logs:PutLogEvents'],
-      resources: [logGroup.logGroupArn],
-    }),
-  );
   // REGTOKEN_TRUST is read from here: the bundle (and the JWKS beside it), public certificates.
   const trust = options.tokenBucket.arnForObjects(`${options.under}trust/*`);
   role.addToPrincipalPolicy(
