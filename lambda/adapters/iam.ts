@@ -1,7 +1,7 @@
 /**
  * Checks configured principals against IAM, in bulk: one STS call to learn the minter's
- * account, then `ListRoles` / `ListUsers` pages (up to 1,000 each) — never one call per
- * principal. Principals in other accounts cannot be checked without credentials there; they
+ * account, then `ListRoles` and `ListUsers` pages (up to 1,000 each, the two listings side by
+ * side) — never one call per principal. Principals in other accounts cannot be checked without credentials there; they
  * are reported as unverified and still get a token (docs/aws.md, "Principals").
  */
 
@@ -41,12 +41,17 @@ export class IamPrincipalDirectory implements PrincipalDirectory {
     const account = await this.caller.account();
     const local = principals.filter((p) => p.account === account);
     const unverified = principals.filter((p) => p.account !== account);
-    const roles = local.some((p) => p.type === 'role')
-      ? await listArns(this.iam, 'role')
-      : new Map();
-    const users = local.some((p) => p.type === 'user')
-      ? await listArns(this.iam, 'user')
-      : new Map();
+    // The two listings are independent: side by side, one round trip apart is saved per page.
+    // A failure is reported as if they had run in sequence (roles first).
+    const none = Promise.resolve(new Map<string, string>());
+    const [listedRoles, listedUsers] = await Promise.allSettled([
+      local.some((p) => p.type === 'role') ? listArns(this.iam, 'role') : none,
+      local.some((p) => p.type === 'user') ? listArns(this.iam, 'user') : none,
+    ]);
+    if (listedRoles.status === 'rejected') throw listedRoles.reason;
+    if (listedUsers.status === 'rejected') throw listedUsers.reason;
+    const roles = listedRoles.value;
+    const users = listedUsers.value;
     const unknown: { principal: Principal; reason: string }[] = [];
     for (const p of local) {
       const actual = (p.type === 'role' ? roles : users).get(p.name.toLowerCase());

@@ -7,8 +7,9 @@
  *   1. creates an ephemeral P-256 key in memory,
  *   2. has KMS sign one certificate for it, valid just past the run's longest token,
  *   3. signs every token locally with `x5c` = [that certificate].
- * That is two KMS calls per run (GetPublicKey, Sign) whatever the number of tokens, the signing
- * key changes every run, and the registry needs no restart for it.
+ * That is two KMS calls on a container's first run (GetPublicKey, Sign) and one (Sign) on each
+ * later run, whatever the number of tokens; the signing key changes every run, and the registry
+ * needs no restart for it.
  *
  * Direct mode signs each token with KMS and uses the libtrust `kid` of the KMS key: one KMS
  * call per token (KMS answers in DER; {@link derToJose} converts). It exists for registries or
@@ -45,6 +46,18 @@ interface Root {
   readonly kid: string;
 }
 
+/**
+ * Signing keys' public keys already fetched, per KMS client and key. A KMS key's public key,
+ * spec and usage never change, so a warm Lambda container (whose client lives across
+ * invocations) asks once. Only the signing key is kept, and only by key ID or key ARN, never by
+ * alias (an alias can be pointed at another key): its state is still checked every run, since
+ * certificate mode has KMS sign the run's certificate and direct mode every token, so a disabled
+ * or deleted key, or a lost permission, fails the run as before. Trusted keys sign nothing on a
+ * run that finds their root certificate in the bundle, so their public key is fetched every run:
+ * a trusted key that is disabled or gone still fails the run.
+ */
+const publicKeys = new WeakMap<KMSClient, Map<string, Uint8Array>>();
+
 /** A {@link Signer} whose root of trust is an asymmetric KMS key. */
 export class KmsSigner implements Signer {
   constructor(
@@ -62,7 +75,7 @@ export class KmsSigner implements Signer {
     notAfter: Date;
     publishedBundle: string | undefined;
   }): Promise<SigningKey> {
-    const root = await this.root(this.keyId, window.now, window.publishedBundle);
+    const root = await this.root(this.keyId, window.now, window.publishedBundle, true);
     const others = [];
     for (const id of this.options.trustedKeyIds ?? [])
       if (id !== this.keyId) others.push(await this.root(id, window.now, window.publishedBundle));
@@ -119,21 +132,13 @@ export class KmsSigner implements Signer {
   }
 
   /** The root certificate for a KMS key: reused from the bundle, or made and signed once. */
-  private async root(keyId: string, now: Date, bundle: string | undefined): Promise<Root> {
-    let spki: Uint8Array;
-    try {
-      const r = await this.kms.send(new GetPublicKeyCommand({ KeyId: keyId }));
-      const spec = r.KeySpec ?? r.CustomerMasterKeySpec;
-      if (spec !== 'ECC_NIST_P256' || r.KeyUsage !== 'SIGN_VERIFY')
-        throw new SigningKeyError(
-          `KMS key ${keyId} is ${spec ?? 'of unknown type'} for ${r.KeyUsage ?? 'unknown use'}: regtoken needs an ECC_NIST_P256 key for SIGN_VERIFY`,
-        );
-      if (!r.PublicKey) throw new SigningKeyError(`KMS key ${keyId}: no public key returned`);
-      spki = new Uint8Array(r.PublicKey);
-    } catch (err) {
-      if (err instanceof SigningKeyError) throw err;
-      throw new SigningKeyError(describeAwsError(err, `KMS key ${keyId}`), { cause: err });
-    }
+  private async root(
+    keyId: string,
+    now: Date,
+    bundle: string | undefined,
+    signing = false,
+  ): Promise<Root> {
+    const spki = await this.publicKey(keyId, signing);
     const kid = libtrustKeyId(spki);
     const commonName = `regtoken root ${kid.slice(0, 14)}`;
     let certDer = findCertificateFor(bundle, spki);
@@ -156,6 +161,35 @@ export class KmsSigner implements Signer {
       );
     }
     return { keyId, spki, certDer, commonName, kid };
+  }
+
+  /** The key's DER SubjectPublicKeyInfo, checked to be a P-256 signing key; kept if `keep`. */
+  private async publicKey(keyId: string, keep: boolean): Promise<Uint8Array> {
+    let known = publicKeys.get(this.kms);
+    const cached = keep ? known?.get(keyId) : undefined;
+    if (cached) return cached;
+    let spki: Uint8Array;
+    try {
+      const r = await this.kms.send(new GetPublicKeyCommand({ KeyId: keyId }));
+      const spec = r.KeySpec ?? r.CustomerMasterKeySpec;
+      if (spec !== 'ECC_NIST_P256' || r.KeyUsage !== 'SIGN_VERIFY')
+        throw new SigningKeyError(
+          `KMS key ${keyId} is ${spec ?? 'of unknown type'} for ${r.KeyUsage ?? 'unknown use'}: regtoken needs an ECC_NIST_P256 key for SIGN_VERIFY`,
+        );
+      if (!r.PublicKey) throw new SigningKeyError(`KMS key ${keyId}: no public key returned`);
+      spki = new Uint8Array(r.PublicKey);
+    } catch (err) {
+      if (err instanceof SigningKeyError) throw err;
+      throw new SigningKeyError(describeAwsError(err, `KMS key ${keyId}`), { cause: err });
+    }
+    if (keep && !keyId.startsWith('alias/') && !keyId.includes(':alias/')) {
+      if (!known) {
+        known = new Map();
+        publicKeys.set(this.kms, known);
+      }
+      known.set(keyId, spki);
+    }
+    return spki;
   }
 
   /** KMS ECDSA_SHA_256 signature (DER) over `message`. */

@@ -1,0 +1,93 @@
+/**
+ * The KMS signer in a warm container (one KMS client across runs, as the Lambda function keeps
+ * it): the signing key's public key is fetched once, and the key still signs (so KMS checks its
+ * state and the permission) on every run; aliases and trusted keys are asked every run. Against
+ * moto_server (which does not refuse a disabled key, so that failure is not shown here).
+ */
+
+import { CreateAliasCommand, CreateKeyCommand, KMSClient } from '@aws-sdk/client-kms';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
+import { KmsSigner } from '../../lambda/adapters/kms.js';
+import { applyAwsTestEnv, type Moto, startMoto } from '../helpers/moto.js';
+
+let moto: Moto;
+let restoreEnv: (() => void) | undefined;
+
+beforeAll(async () => {
+  moto = await startMoto();
+  restoreEnv = applyAwsTestEnv(moto.endpoint);
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
+}, 60_000);
+
+afterAll(async () => {
+  restoreEnv?.();
+  await moto?.stop();
+});
+
+beforeEach(async () => {
+  await moto.reset();
+});
+
+/** A KMS client that counts its calls by command name. */
+function countingClient(): { kms: KMSClient; calls: Record<string, number> } {
+  const kms = new KMSClient({});
+  const calls: Record<string, number> = {};
+  kms.middlewareStack.add(
+    (next, context) => async (args) => {
+      const name = String(context.commandName).replace(/Command$/, '');
+      calls[name] = (calls[name] ?? 0) + 1;
+      return next(args);
+    },
+    { step: 'initialize', name: 'countCalls' },
+  );
+  return { kms, calls };
+}
+
+async function newKey(kms: KMSClient): Promise<string> {
+  const key = await kms.send(
+    new CreateKeyCommand({ KeySpec: 'ECC_NIST_P256', KeyUsage: 'SIGN_VERIFY' }),
+  );
+  return key.KeyMetadata?.Arn ?? '';
+}
+
+const now = new Date();
+const window = (publishedBundle: string | undefined) => ({
+  now,
+  notAfter: new Date(now.getTime() + 3_600_000),
+  publishedBundle,
+});
+
+describe('KmsSigner across runs of one container', () => {
+  it('fetches the signing key once and has KMS sign every run', async () => {
+    const { kms, calls } = countingClient();
+    const arn = await newKey(kms);
+    delete calls.CreateKey;
+    const first = await new KmsSigner(kms, arn).prepare(window(undefined));
+    expect(calls).toEqual({ GetPublicKey: 1, Sign: 2 }); // root certificate + run certificate
+    const second = await new KmsSigner(kms, arn).prepare(window(first.trust.bundlePem));
+    expect(calls).toEqual({ GetPublicKey: 1, Sign: 3 });
+    expect(second.trust.bundlePem).toBe(first.trust.bundlePem);
+  });
+
+  it('asks again for a key named by alias, and for trusted keys, on every run', async () => {
+    const { kms, calls } = countingClient();
+    const arn = await newKey(kms);
+    const trusted = await newKey(kms);
+    await kms.send(new CreateAliasCommand({ AliasName: 'alias/regtoken', TargetKeyId: arn }));
+    for (const k of Object.keys(calls)) delete calls[k];
+    const signer = () => new KmsSigner(kms, 'alias/regtoken', { trustedKeyIds: [trusted] });
+    const first = await signer().prepare(window(undefined));
+    expect(calls.GetPublicKey).toBe(2);
+    await signer().prepare(window(first.trust.bundlePem));
+    expect(calls.GetPublicKey).toBe(4);
+  });
+
+  it('keeps the keys of one client apart from another client', async () => {
+    const a = countingClient();
+    const arn = await newKey(a.kms);
+    await new KmsSigner(a.kms, arn).prepare(window(undefined));
+    const b = countingClient();
+    await new KmsSigner(b.kms, arn).prepare(window(undefined));
+    expect(b.calls.GetPublicKey).toBe(1);
+  });
+});
