@@ -9,6 +9,7 @@ import { type CallCounts, serviceTotal } from './counter.js';
 import type { AwsSetup, E2EResult } from './e2e.js';
 import type { EngineResult } from './engine.js';
 import type { HostileCase } from './hostile.js';
+import type { LocalResult } from './local.js';
 
 export interface Machine {
   readonly cpu: string;
@@ -33,6 +34,8 @@ export interface SizeResult {
     readonly deletedPrincipals: number;
   };
   readonly engine: EngineResult;
+  /** `regtoken mint` into a folder against its floor (bench/local.ts). */
+  readonly local: LocalResult;
   readonly setup: AwsSetup;
   readonly e2e: E2EResult;
 }
@@ -59,6 +62,7 @@ export interface TargetCheck {
 const IAM_PAGE = 1000;
 export const LIMITS = {
   engineRatio: 1.3,
+  localRatio: 1.5,
   e2eRatio: 1.2,
   policyBytes: 20 * 1024,
   rssMiB: 256,
@@ -101,6 +105,7 @@ export function checkTargets(r: BenchResult): TargetCheck[] {
     r.sizes.map((s) => `${int(s.n)}: ${fmt(f(s))}`).join(', ');
   const engine = (s: SizeResult) => ratio(s.engine.engineMs, s.engine.floorMs);
   const e2e = (s: SizeResult) => ratio(s.e2e.runMs, s.e2e.floorMs);
+  const local = (s: SizeResult) => ratio(s.local.mintMs, s.local.floorMs);
   const kms = r.sizes.map((s) => serviceTotal(steady(s.e2e).calls, 'KMS'));
   const iamOk = r.sizes.every(
     (s) =>
@@ -116,6 +121,11 @@ export function checkTargets(r: BenchResult): TargetCheck[] {
       target: `engine ≤ ${LIMITS.engineRatio}× its floor`,
       measured: per(engine, x),
       met: r.sizes.every((s) => engine(s) <= LIMITS.engineRatio),
+    },
+    {
+      target: `local mint ≤ ${LIMITS.localRatio}× its floor ${at}`,
+      measured: per(local, x),
+      met: !!largest && local(largest) <= LIMITS.localRatio,
     },
     {
       target: `end to end ≤ ${LIMITS.e2eRatio}× its floor`,
@@ -246,6 +256,24 @@ export function renderMarkdown(r: BenchResult): string {
           mib(e.maxRssKiB),
         ];
       }),
+    ),
+  );
+  out.push('');
+  out.push(
+    '**Local mint** (`regtoken mint` into an empty folder, the whole process; floor: one process signing and atomically writing the same tokens; median of the repetitions)',
+  );
+  out.push('');
+  out.push(
+    table(
+      ['principals', 'tokens', 'regtoken mint', 'floor', 'ratio', 'reps'],
+      r.sizes.map((s) => [
+        int(s.n),
+        int(s.local.tokens),
+        ms(s.local.mintMs),
+        ms(s.local.floorMs),
+        x(ratio(s.local.mintMs, s.local.floorMs)),
+        int(s.local.reps),
+      ]),
     ),
   );
   out.push('');

@@ -32,6 +32,7 @@ import { setupAws } from './e2e.js';
 import type { EngineResult } from './engine.js';
 import { generateWorkload } from './generate.js';
 import { measureHostile } from './hostile.js';
+import { type LocalResult, measureLocal } from './local.js';
 import { benchRealm, renderRealm } from './realm.js';
 import {
   type BenchResult,
@@ -50,6 +51,7 @@ const DOC = join(ROOT, 'docs/performance.md');
 /** Repetitions: enough for a stable median, few enough that 10,000 principals fit in minutes. */
 const engineReps = (n: number) => (n <= 1000 ? 9 : 5);
 const e2eReps = (n: number) => (n <= 100 ? 5 : n <= 1000 ? 3 : 1);
+const localReps = (n: number) => (n <= 1000 ? 7 : 5);
 
 function machine(loadBefore: number): Omit<Machine, 'loadAfter'> {
   let cpu = cpus()[0]?.model ?? 'unknown CPU';
@@ -181,6 +183,12 @@ export async function main(argv: readonly string[]): Promise<BenchResult> {
     );
   }
 
+  const locals = new Map<number, LocalResult>();
+  for (const n of sizes) {
+    log(`local mint, ${n} principals`);
+    locals.set(n, await measureLocal(ROOT, WORK, generateWorkload(n), { reps: localReps(n) }));
+  }
+
   const results: SizeResult[] = [];
   const moto = await startMoto();
   const proxy = await startFaultProxy(moto.endpoint);
@@ -220,6 +228,7 @@ export async function main(argv: readonly string[]): Promise<BenchResult> {
           deletedPrincipals: local.filter((p) => !p.exists).length,
         },
         engine: engines.get(n) as EngineResult,
+        local: locals.get(n) as LocalResult,
         setup,
         e2e,
       });

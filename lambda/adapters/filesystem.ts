@@ -9,6 +9,7 @@
  */
 
 import { randomBytes } from 'node:crypto';
+import { mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import {
   type FileHandle,
   mkdir,
@@ -157,6 +158,14 @@ export class FileInventory implements RepositoryInventory {
 /** Token documents and trust material in a local folder. */
 export class FileTokenStore implements TokenStore {
   readonly concurrency = 8;
+  /** Directories this store has made (or found) during its run. */
+  readonly #made = new Set<string>();
+  /**
+   * Temporary names: random per store, counted per file (one `randomBytes` call per file cost
+   * more than the rest of the name). `wx` still refuses to write through an existing name.
+   */
+  readonly #tmpTag = randomBytes(6).toString('hex');
+  #tmpCount = 0;
 
   constructor(readonly dir: string) {}
 
@@ -185,11 +194,27 @@ export class FileTokenStore implements TokenStore {
     return keys.sort();
   }
 
+  /**
+   * Writes a token document atomically (a temporary file of mode 0600, renamed into place), with
+   * synchronous calls, creating its directory once per run. A run writes thousands of small
+   * files: the synchronous calls cost about a quarter less CPU than the same calls through the
+   * thread pool, and one `mkdir` per directory instead of one per file saves the rest
+   * (docs/performance.md, "Local mint").
+   */
   async putToken(key: string, doc: TokenDocument): Promise<void> {
+    const path = this.locate(key);
+    const tmp = `${path}.${this.#tmpTag}-${++this.#tmpCount}.tmp`;
     try {
-      await writeFileAtomic(this.locate(key), `${JSON.stringify(doc, null, 2)}\n`, 0o600);
+      const dir = dirname(path);
+      if (!this.#made.has(dir)) {
+        mkdirSync(dir, { recursive: true });
+        this.#made.add(dir);
+      }
+      writeFileSync(tmp, `${JSON.stringify(doc, null, 2)}\n`, { mode: 0o600, flag: 'wx' });
+      renameSync(tmp, path);
     } catch (err) {
-      throw new StoreError(describeFsError(err, this.locate(key)), { cause: err });
+      rmSync(tmp, { force: true });
+      throw new StoreError(describeFsError(err, path), { cause: err });
     }
   }
 

@@ -63,6 +63,7 @@ describe('npm run bench -- --sizes 100', () => {
     for (const heading of [
       '**Workloads**',
       '**Engine only**',
+      '**Local mint**',
       '**End to end against moto_server**',
       '**AWS API calls per steady-state run**',
       '**KMS signing modes at 100 principals**',
@@ -82,6 +83,14 @@ describe('npm run bench -- --sizes 100', () => {
     expect(size?.engine.engineMs).toBeGreaterThan(0);
     expect(size?.engine.floorMs).toBeGreaterThan(0);
     expect(size?.engine.engineSamples).toHaveLength(size?.engine.reps ?? -1);
+  });
+
+  it('mints locally one token per principal, and measures its floor', () => {
+    const local = result.sizes[0]?.local;
+    expect(local?.tokens).toBe(100);
+    expect(local?.mintSamples).toHaveLength(local?.reps ?? -1);
+    expect(local?.floorSamples).toHaveLength(local?.reps ?? -1);
+    expect(local?.floorMs).toBeGreaterThan(0);
   });
 
   it('mints end to end for every known principal, skips the deleted one, removes stale tokens', () => {
@@ -144,7 +153,7 @@ describe('npm run bench -- --sizes 100', () => {
   });
 
   it('checks every target of issue 6, and claims nothing it cannot tell from one size', () => {
-    expect(result.targets.map((t) => t.target)).toHaveLength(9);
+    expect(result.targets.map((t) => t.target)).toHaveLength(10);
     // Constant across sizes cannot be judged from one size; test/unit/bench-report.test.ts
     // shows the check failing when two sizes differ.
     const kms = result.targets.find((t) => t.target === 'KMS calls per run constant');

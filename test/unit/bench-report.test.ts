@@ -8,11 +8,12 @@ import type { BenchResult, SizeResult } from '../../bench/report.js';
 import { checkTargets } from '../../bench/report.js';
 
 /** A steady run with these KMS calls (only what the checks read). */
-function size(n: number, kmsSigns: number): SizeResult {
+function size(n: number, kmsSigns: number, localMintMs = 100): SizeResult {
   const run = { ms: 100, calls: { KMS: { GetPublicKey: 1, Sign: kmsSigns }, STS: {}, IAM: {} } };
   return {
     n,
     engine: { engineMs: 100, floorMs: 100 },
+    local: { mintMs: localMintMs, floorMs: 100 },
     setup: { iamRoles: 10, iamUsers: 10 },
     e2e: { first: run, runs: [run], runMs: 100, floorMs: 100, policyBytes: 2000, maxRssKiB: 1024 },
   } as unknown as SizeResult;
@@ -36,6 +37,13 @@ describe('bench targets', () => {
     ['one size: cannot tell', [size(100, 1)], undefined],
   ])('KMS calls per run constant, %s', (_name, sizes, expected) => {
     expect(met(result(sizes), 'KMS calls per run constant')).toBe(expected);
+  });
+
+  it.each([
+    ['within 1.5× at the largest size', [size(100, 1, 400), size(1000, 1, 150)], true],
+    ['over 1.5× at the largest size', [size(100, 1, 100), size(1000, 1, 151)], false],
+  ])('local mint, %s', (_name, sizes, expected) => {
+    expect(met(result(sizes), 'local mint')).toBe(expected);
   });
 
   it.each([

@@ -1,0 +1,157 @@
+/**
+ * Local mint: `regtoken mint` of a workload into a folder (the embedded default `npm start`
+ * runs), timed as a whole process, against its floor: one Node process that signs the same
+ * number of ES256 tokens with signing inputs of the same lengths and writes each document, of
+ * the same length and to the same path, atomically (a temporary file with mode 0600, renamed
+ * into place), creating each directory once. Both start from an empty folder; the median of the
+ * repetitions, the two alternating.
+ *
+ * The CLI is bundled from lambda/cli/main.ts (dependencies from node_modules), so the measured
+ * process runs the current code without a TypeScript loader.
+ */
+
+import { execFileSync } from 'node:child_process';
+import { generateKeyPairSync } from 'node:crypto';
+import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join, relative, sep } from 'node:path';
+import type { Workload } from './generate.js';
+import { median } from './stats.js';
+
+export interface LocalResult {
+  readonly tokens: number;
+  readonly reps: number;
+  /** Median wall time of `regtoken mint`, ms, process start to exit. */
+  readonly mintMs: number;
+  /** Median wall time of the floor process, ms. */
+  readonly floorMs: number;
+  readonly mintSamples: readonly number[];
+  readonly floorSamples: readonly number[];
+}
+
+/** The floor: plain JavaScript, run by a fresh `node`. Reads its plan from argv[2]. */
+const FLOOR = `
+import { createPrivateKey, sign } from 'node:crypto';
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+const plan = JSON.parse(readFileSync(process.argv[2], 'utf8'));
+const key = createPrivateKey(readFileSync(plan.key));
+const made = new Set();
+let n = 0;
+for (const [path, inputLength, docLength] of plan.items) {
+  const input = 'e'.repeat(inputLength);
+  const signature = sign('sha256', Buffer.from(input), { key, dsaEncoding: 'ieee-p1363' }).toString('base64url');
+  const token = input + '.' + signature;
+  const doc = '{"token":"' + token + '"' + ' '.repeat(Math.max(0, docLength - token.length - 13)) + '}\\n';
+  const file = join(plan.out, path);
+  const dir = dirname(file);
+  if (!made.has(dir)) { mkdirSync(dir, { recursive: true }); made.add(dir); }
+  const tmp = file + '.' + (n++) + '.tmp';
+  writeFileSync(tmp, doc, { mode: 0o600, flag: 'wx' });
+  renameSync(tmp, file);
+}
+`;
+
+async function bundleCli(root: string, outfile: string): Promise<void> {
+  const { build } = await import('esbuild');
+  await build({
+    stdin: {
+      contents: "import { main } from './lambda/cli/main.ts'; await main();",
+      resolveDir: root,
+      loader: 'ts',
+    },
+    outfile,
+    bundle: true,
+    platform: 'node',
+    format: 'esm',
+    target: 'node20',
+    packages: 'external',
+    logLevel: 'silent',
+  });
+}
+
+function timedNode(args: readonly string[], cwd: string): number {
+  const t0 = performance.now();
+  execFileSync(process.execPath, args, {
+    cwd,
+    stdio: ['ignore', 'ignore', 'pipe'],
+    env: { PATH: process.env.PATH ?? '', HOME: cwd, NO_COLOR: '1' },
+  });
+  return performance.now() - t0;
+}
+
+/** Every file under `dir`, as paths relative to it. */
+function files(dir: string): string[] {
+  return readdirSync(dir, { recursive: true, withFileTypes: true })
+    .filter((e) => e.isFile())
+    .map((e) => relative(dir, join(e.parentPath, e.name)).split(sep).join('/'));
+}
+
+/** Mints the workload locally `reps` times, alternating with the floor. */
+export async function measureLocal(
+  root: string,
+  work: string,
+  w: Workload,
+  options: { reps: number },
+): Promise<LocalResult> {
+  const dir = join(work, `local-${w.n}`);
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, 'grants.yaml'), w.configText);
+  writeFileSync(join(dir, 'repositories.txt'), `${w.inventory.join('\n')}\n`);
+  const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  writeFileSync(join(dir, 'key.pem'), privateKey.export({ type: 'pkcs8', format: 'pem' }), {
+    mode: 0o600,
+  });
+  writeFileSync(join(dir, 'floor.mjs'), FLOOR);
+  await bundleCli(root, join(dir, 'cli.mjs'));
+  const mintArgs = [
+    'cli.mjs',
+    'mint',
+    '--config',
+    'grants.yaml',
+    '--repositories',
+    'repositories.txt',
+    '--signing-key',
+    'key.pem',
+    '--out',
+    'out',
+  ];
+
+  const mintSamples: number[] = [];
+  const floorSamples: number[] = [];
+  let tokens = 0;
+  // One untimed run of each first: the files are in the page cache for every timed one.
+  for (let rep = -1; rep < options.reps; rep++) {
+    rmSync(join(dir, 'out'), { recursive: true, force: true });
+    const mintMs = timedNode(mintArgs, dir);
+    if (rep === -1) {
+      // The floor's plan: the same paths, signing inputs and document lengths as the tokens.
+      const out = join(dir, 'out');
+      const items = files(out)
+        .filter((f) => f.startsWith('tokens/'))
+        .map((f) => {
+          const text = readFileSync(join(out, f), 'utf8');
+          const token = (JSON.parse(text) as { token: string }).token;
+          return [f, token.lastIndexOf('.'), text.length] as const;
+        });
+      tokens = items.length;
+      writeFileSync(
+        join(dir, 'floor-plan.json'),
+        JSON.stringify({ key: join(dir, 'key.pem'), out: join(dir, 'floor-out'), items }),
+      );
+    } else mintSamples.push(mintMs);
+    rmSync(join(dir, 'floor-out'), { recursive: true, force: true });
+    const floorMs = timedNode(['floor.mjs', 'floor-plan.json'], dir);
+    if (rep >= 0) floorSamples.push(floorMs);
+  }
+  rmSync(join(dir, 'out'), { recursive: true, force: true });
+  rmSync(join(dir, 'floor-out'), { recursive: true, force: true });
+  return {
+    tokens,
+    reps: options.reps,
+    mintMs: median(mintSamples),
+    floorMs: median(floorSamples),
+    mintSamples,
+    floorSamples,
+  };
+}
