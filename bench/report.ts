@@ -421,7 +421,7 @@ export function renderMarkdown(r: BenchResult): string {
     ),
   );
   out.push('');
-  out.push('**Targets** (issue 6; hostile inputs: issue 14)');
+  out.push('**Targets** (issues 6 and 12; hostile inputs: issue 14)');
   out.push('');
   out.push(
     table(
