@@ -11,7 +11,7 @@
  *   and SQS failure destination, and its triggers (an EventBridge Scheduler schedule and an S3
  *   notification on the grants object);
  * - settings.ts: one least-privilege statement per environment variable, set side by side;
- * - alarms.ts: three CloudWatch alarms;
+ * - alarms.ts: four CloudWatch alarms;
  * - realm.ts: the optional token endpoint (the registry's `realm`) as a Lambda function URL;
  * - checks.ts: what synth checks first (names, schedule, token lifetimes against it);
  * - support-functions.ts: cdk-nag acknowledgements for CDK's own deploy-time functions.
@@ -196,6 +196,8 @@ export class RegistryTokenMinter extends Construct {
   readonly noSuccessfulRunAlarm: cloudwatch.Alarm;
   /** Some principal in the grants does not exist in IAM, so it got no token. */
   readonly unknownPrincipalsAlarm: cloudwatch.Alarm;
+  /** Some token lifetime in the grants is shorter than 2 × schedule + margin. */
+  readonly shortLifetimesAlarm: cloudwatch.Alarm;
   /** The token endpoint, when the `realm` prop asks for one. */
   readonly realm?: Realm;
   /** Key of the grants object in the config bucket. */
@@ -253,6 +255,7 @@ export class RegistryTokenMinter extends Construct {
       ...(props.registryStorage ? { registryStorage: props.registryStorage } : {}),
       minterArns: [this.role.roleArn, ...(props.additionalMinters ?? []).map(principalArn)],
       timeout,
+      period,
       logLevel: props.logLevel ?? 'INFO',
       serviceName: serviceNameOf(this),
     });
@@ -264,6 +267,7 @@ export class RegistryTokenMinter extends Construct {
     this.failedRunsAlarm = alarms.failedRuns;
     this.noSuccessfulRunAlarm = alarms.noSuccessfulRun;
     this.unknownPrincipalsAlarm = alarms.unknownPrincipals;
+    this.shortLifetimesAlarm = alarms.shortLifetimes;
     if (props.realm) {
       const registry =
         grantsText === undefined ? undefined : parseGrants(grantsText, 'grantsFile').registry;

@@ -24,6 +24,10 @@ export const ENV_VARS = {
     'with a KMS key: certificate (default: a per-run signing key certified by KMS) or direct (KMS signs every token)',
   REGTOKEN_LOCK_LEASE:
     'how long a run may hold the run lock, e.g. 15m (default 15m; at least the Lambda timeout)',
+  REGTOKEN_SCHEDULE:
+    'how often tokens are re-minted, e.g. 1h: a token lifetime shorter than 2 × this + REGTOKEN_LIFETIME_MARGIN is a warning (mint, validate, plan; --schedule wins)',
+  REGTOKEN_LIFETIME_MARGIN:
+    'the margin on top of two schedule periods in that check (default 5m; the Lambda function sets its timeout when longer; --margin wins)',
   REGTOKEN_FROM:
     'where login, token and whoami find your token: s3://TOKEN_BUCKET[/PREFIX] (--from wins; else the user config file)',
   REGTOKEN_REGISTRY:
@@ -60,6 +64,10 @@ export interface EnvSettings {
   readonly trustedKeys: readonly string[];
   readonly signingMode: string | undefined;
   readonly lockLease: string | undefined;
+  /** How often tokens are re-minted (REGTOKEN_SCHEDULE), for the lifetime check. */
+  readonly schedule: string | undefined;
+  /** The margin of the lifetime check (REGTOKEN_LIFETIME_MARGIN). */
+  readonly lifetimeMargin: string | undefined;
   /** Client side: the token location (`s3://…`), REGTOKEN_FROM. */
   readonly from: string | undefined;
   /** Client side: the registry host the token must be for, REGTOKEN_REGISTRY. */
@@ -104,6 +112,8 @@ export function readEnv(env: NodeJS.ProcessEnv = process.env): EnvSettings {
     trustedKeys: list(env, 'REGTOKEN_TRUSTED_KEYS'),
     signingMode: value(env, 'REGTOKEN_SIGNING_MODE'),
     lockLease: value(env, 'REGTOKEN_LOCK_LEASE'),
+    schedule: value(env, 'REGTOKEN_SCHEDULE'),
+    lifetimeMargin: value(env, 'REGTOKEN_LIFETIME_MARGIN'),
     from: value(env, 'REGTOKEN_FROM'),
     registry: value(env, 'REGTOKEN_REGISTRY'),
     trust: value(env, 'REGTOKEN_TRUST'),

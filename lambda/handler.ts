@@ -30,6 +30,8 @@ export function lambdaSettings(env: EnvSettings): RunSettings {
     trustedKeys: env.trustedKeys,
     signingMode: env.signingMode,
     lockLease: env.lockLease,
+    schedule: env.schedule,
+    lifetimeMargin: env.lifetimeMargin,
   };
 }
 

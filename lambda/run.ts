@@ -18,6 +18,7 @@ import { isS3Url, parseS3Url } from './adapters/s3/shared.js';
 import { S3TokenStore } from './adapters/s3/token-store.js';
 import { StsCallerIdentity } from './adapters/sts.js';
 import { parseDuration } from './core/duration.js';
+import { readSchedule } from './core/lifetime.js';
 import type { ConfigSource, Logger, Metrics, RunLock, Signer, TokenStore } from './core/ports.js';
 import { parsePrincipal } from './core/principal.js';
 import { quote } from './core/text.js';
@@ -41,6 +42,10 @@ export interface RunSettings {
   readonly trustedKeys: readonly string[];
   readonly signingMode: string | undefined;
   readonly lockLease: string | undefined;
+  /** How often tokens are re-minted (`1h`): lifetimes shorter than two periods are warned about. */
+  readonly schedule?: string | undefined;
+  /** The margin on top of two periods (`5m` when not given). */
+  readonly lifetimeMargin?: string | undefined;
 }
 
 export interface RunContext {
@@ -140,6 +145,11 @@ export function wire(settings: RunSettings, ctx: RunContext): { deps: MintDeps; 
     logger: ctx.logger,
     metrics: ctx.metrics,
     grantsCache: ctx.grantsCache ?? new GrantsCache(),
+    schedule: readSchedule(settings.schedule, settings.lifetimeMargin, (which, message) =>
+      which === 'period'
+        ? new EnvError(`REGTOKEN_SCHEDULE ${message}`)
+        : new EnvError(`REGTOKEN_LIFETIME_MARGIN ${message}`),
+    ),
     ...(ctx.clock ? { clock: ctx.clock } : {}),
   };
   if (!onS3) return { deps };

@@ -1,7 +1,7 @@
 /**
- * The minter's alarms: a failed run, no successful run in two schedule periods, and principals
- * IAM does not know. They read the metrics the function publishes (lambda/handler.ts) under
- * the deployment's own `service` dimension.
+ * The minter's alarms: a failed run, no successful run in two schedule periods, principals IAM
+ * does not know, and token lifetimes too short for the schedule. They read the metrics the
+ * function publishes (lambda/handler.ts) under the deployment's own `service` dimension.
  */
 
 import {
@@ -26,7 +26,7 @@ export function serviceNameOf(scope: IConstruct): string {
   return `regtoken-${Names.uniqueId(scope)}`.slice(0, 128);
 }
 
-/** The three alarms of one minter. */
+/** The alarms of one minter. */
 export interface MinterAlarms {
   /** A run failed: the function errored (RunsFailed or Lambda Errors). */
   readonly failedRuns: cloudwatch.Alarm;
@@ -34,6 +34,8 @@ export interface MinterAlarms {
   readonly noSuccessfulRun: cloudwatch.Alarm;
   /** Some principal in the grants does not exist in IAM, so it got no token. */
   readonly unknownPrincipals: cloudwatch.Alarm;
+  /** Some token lifetime in the grants is shorter than 2 × schedule + margin. */
+  readonly shortLifetimes: cloudwatch.Alarm;
 }
 
 /**
@@ -95,12 +97,24 @@ export function createAlarms(
       treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
     },
   );
+  const shortLifetimes = metric('ShortLifetimes', 'Maximum', period).createAlarm(
+    scope,
+    'ShortLifetimesAlarm',
+    {
+      alarmDescription:
+        'regtoken: the grants give some principal a token lifetime shorter than 2 × schedule + margin; when one scheduled run fails, those tokens expire before they are replaced. See the "token lifetime shorter" log lines for the ttl to raise.',
+      threshold: 0,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+      evaluationPeriods: 1,
+      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+    },
+  );
   if (topic) {
     const action = new cloudwatchActions.SnsAction(topic);
-    for (const alarm of [failedRuns, noSuccessfulRun, unknownPrincipals]) {
+    for (const alarm of [failedRuns, noSuccessfulRun, unknownPrincipals, shortLifetimes]) {
       alarm.addAlarmAction(action);
       alarm.addOkAction(action);
     }
   }
-  return { failedRuns, noSuccessfulRun, unknownPrincipals };
+  return { failedRuns, noSuccessfulRun, unknownPrincipals, shortLifetimes };
 }

@@ -8,10 +8,19 @@ import { Duration } from 'aws-cdk-lib';
 import { parseGrants } from '../../lambda/core/config.js';
 import { formatDuration, MAX_TTL_SECONDS } from '../../lambda/core/duration.js';
 import { resolveAccess } from '../../lambda/core/grants.js';
+import { LIFETIME_MARGIN_SECONDS, minimumLifetime } from '../../lambda/core/lifetime.js';
 import { ConfigError } from '../../lambda/errors.js';
 
 /** Slack on top of two schedule periods in the lifetime check: clock skew, client refresh. */
-export const LIFETIME_MARGIN = Duration.minutes(5);
+export const LIFETIME_MARGIN = Duration.seconds(LIFETIME_MARGIN_SECONDS);
+
+/**
+ * The margin of the lifetime check for a function with this timeout: {@link LIFETIME_MARGIN},
+ * or the timeout when longer (a run may take that long before it writes).
+ */
+export function lifetimeMargin(timeout: Duration): Duration {
+  return Duration.seconds(Math.max(LIFETIME_MARGIN.toSeconds(), timeout.toSeconds()));
+}
 
 /**
  * Checks that tokens outlive one failed scheduled run: the shortest lifetime must be at least
@@ -28,8 +37,8 @@ export function lifetimeProblem(options: {
 }): string | undefined {
   const ttl = options.minTokenTtl.toSeconds();
   const period = options.schedule.toSeconds();
-  const margin = Math.max(LIFETIME_MARGIN.toSeconds(), options.timeout.toSeconds());
-  const needed = 2 * period + margin;
+  const margin = lifetimeMargin(options.timeout).toSeconds();
+  const needed = minimumLifetime({ periodSeconds: period, marginSeconds: margin });
   if (ttl >= needed) return undefined;
   return (
     `token lifetime ${formatDuration(ttl)} (${options.source}) is shorter than 2 × schedule ` +

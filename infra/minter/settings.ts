@@ -14,7 +14,7 @@ import {
 import { formatDuration } from '../../lambda/core/duration.js';
 import type { EnvName } from '../../lambda/env.js';
 import { METRICS_NAMESPACE } from './alarms.js';
-import { checkPrefix, under } from './checks.js';
+import { checkPrefix, lifetimeMargin, under } from './checks.js';
 import type { MinterFunction } from './function.js';
 import { allowOnlyToSign, signingStatement } from './signing-root.js';
 
@@ -40,6 +40,8 @@ export interface SettingsSource {
   /** ARNs of every minter of the token bucket: the function's role first. */
   readonly minterArns: readonly string[];
   readonly timeout: Duration;
+  /** How often every token is re-minted. */
+  readonly period: Duration;
   readonly logLevel: string;
   readonly serviceName: string;
 }
@@ -130,6 +132,10 @@ export function bindSettings(minter: MinterFunction, s: SettingsSource): void {
 
   // A lease outlasting the longest run, so a crashed run's lock frees itself.
   bind('REGTOKEN_LOCK_LEASE', formatDuration(s.timeout.toSeconds() + 60));
+  // The grants come from wherever they are uploaded: each run checks their lifetimes against
+  // the schedule the stack set (a warning, the ShortLifetimes metric and its alarm).
+  bind('REGTOKEN_SCHEDULE', formatDuration(s.period.toSeconds()));
+  bind('REGTOKEN_LIFETIME_MARGIN', formatDuration(lifetimeMargin(s.timeout).toSeconds()));
   bind('POWERTOOLS_LOG_LEVEL', s.logLevel);
   bind('POWERTOOLS_SERVICE_NAME', s.serviceName);
   bind('POWERTOOLS_METRICS_NAMESPACE', METRICS_NAMESPACE);

@@ -5,13 +5,20 @@
 
 import { AwsClients } from '../adapters/aws.js';
 import { parseGrants } from '../core/config.js';
+import type { GrantsConfig } from '../core/grants.js';
+import {
+  describeShortLifetime,
+  readSchedule,
+  type Schedule,
+  shortLifetimes,
+} from '../core/lifetime.js';
 import { planChanges, renderPlan } from '../core/plan.js';
 import { type Logger, noMetrics } from '../core/ports.js';
 import { ConfigError, formatIssue, NotFoundError, UsageError } from '../errors.js';
 import type { MintResult } from '../mint.js';
 import { configSource, DEFAULT_SIGNING_KEY, inventory, runMint } from '../run.js';
 import { CLIENT_COMMANDS } from './client-commands.js';
-import { type Command, str } from './command.js';
+import { type Command, type ParsedArgs, str } from './command.js';
 import { type CliContext, paint, table } from './io.js';
 import { realmCommand } from './realm-command.js';
 
@@ -36,18 +43,60 @@ function printConfigError(err: ConfigError, ctx: CliContext): void {
   for (const issue of err.issues) ctx.stderr.write(`${formatIssue(issue)}\n`);
 }
 
+/** The lifetime check's flags, shared by validate and plan. */
+const SCHEDULE_OPTIONS = {
+  schedule: { type: 'string' },
+  margin: { type: 'string' },
+} as const;
+
+const SCHEDULE_HELP = `  --schedule DURATION    the deployment's minting schedule (stack setting schedule, default
+                         1h; env REGTOKEN_SCHEDULE): warn about every token lifetime shorter
+                         than 2 × schedule + margin, which would expire before its
+                         replacement when one scheduled run fails
+  --margin DURATION      the margin in that check (default 5m, or the deployment's function
+                         timeout when longer; env REGTOKEN_LIFETIME_MARGIN)`;
+
+/** The schedule from --schedule/--margin, else REGTOKEN_SCHEDULE/REGTOKEN_LIFETIME_MARGIN. */
+function scheduleOf(args: ParsedArgs, ctx: CliContext): Schedule | undefined {
+  const flagPeriod = str(args, 'schedule');
+  const flagMargin = str(args, 'margin');
+  return readSchedule(
+    flagPeriod ?? ctx.env.schedule,
+    flagMargin ?? ctx.env.lifetimeMargin,
+    (which, message) => {
+      if (which === 'period')
+        return new UsageError(`${flagPeriod ? '--schedule' : 'REGTOKEN_SCHEDULE'} ${message}`);
+      return new UsageError(`${flagMargin ? '--margin' : 'REGTOKEN_LIFETIME_MARGIN'} ${message}`);
+    },
+  );
+}
+
+/** One warning line per lifetime in `config` too short for `schedule`, on stderr. */
+function warnShortLifetimes(config: GrantsConfig, schedule: Schedule | undefined, ctx: CliContext) {
+  if (!schedule) return;
+  for (const short of shortLifetimes(config, schedule))
+    ctx.stderr.write(
+      `${paint(ctx.color, 'yellow', 'warning:')} ${describeShortLifetime(config.file, short, schedule)}\n`,
+    );
+}
+
 export const validate: Command = {
   name: 'validate',
   summary: 'check grants files against the schema and the rules',
-  help: `Usage: regtoken validate FILE...
+  help: `Usage: regtoken validate [--schedule DURATION [--margin DURATION]] FILE...
 
-Checks each grants file and prints every problem as FILE:LINE:COL: MESSAGE.
+Checks each grants file and prints every problem as FILE:LINE:COL: MESSAGE. With --schedule,
+also warns (on stderr, as FILE:LINE:COL) about token lifetimes too short for the schedule.
 
-Exit status: 0 all valid, 1 some file invalid or unreadable, 2 usage error.`,
-  options: {},
+Options:
+${SCHEDULE_HELP}
+
+Exit status: 0 all valid (warnings included), 1 some file invalid or unreadable, 2 usage error.`,
+  options: { ...SCHEDULE_OPTIONS },
   positionals: true,
   async run(args, ctx) {
     if (args.positionals.length === 0) throw new UsageError('validate needs at least one FILE');
+    const schedule = scheduleOf(args, ctx);
     let failed = false;
     const aws = new AwsClients();
     for (const file of args.positionals) {
@@ -58,6 +107,7 @@ Exit status: 0 all valid, 1 some file invalid or unreadable, 2 usage error.`,
         ctx.stdout.write(
           `${file}: valid (${config.grants.length} grants, ${principals.size} principals)\n`,
         );
+        warnShortLifetimes(config, schedule, ctx);
       } catch (err) {
         if (!(err instanceof ConfigError)) throw err;
         printConfigError(err, ctx);
@@ -200,7 +250,8 @@ Exit status: 0 all tokens minted, 1 invalid input or some principal failed, 2 us
 export const plan: Command = {
   name: 'plan',
   summary: 'show what a change to the grants file changes, per principal',
-  help: `Usage: regtoken plan --from OLD.yaml --to NEW.yaml [--repositories PATH] [--json]
+  help: `Usage: regtoken plan --from OLD.yaml --to NEW.yaml [--repositories PATH]
+                     [--schedule DURATION [--margin DURATION]] [--json]
 
 Compares two grants files the way minting reads them (union of grants, push implies pull) and
 prints, per principal, the access added (+), removed (-), changed (~) and unchanged (=), and
@@ -212,19 +263,22 @@ Options:
   --to FILE|S3URL        the proposed grants file
   --repositories PATH    expand wildcard patterns against this inventory (default: compare
                          patterns as written)
+${SCHEDULE_HELP.replace('warn about', 'warn (on stderr) about')}
   --json                 machine-readable plan
 
-Exit status: 0 plan printed, 1 a file is invalid, 2 usage error.`,
+Exit status: 0 plan printed (warnings included), 1 a file is invalid, 2 usage error.`,
   options: {
     from: { type: 'string' },
     to: { type: 'string' },
     repositories: { type: 'string' },
+    ...SCHEDULE_OPTIONS,
     json: { type: 'boolean' },
   },
   positionals: false,
   async run(args, ctx) {
     const to = str(args, 'to');
     if (!to) throw new UsageError('plan needs --to FILE');
+    const schedule = scheduleOf(args, ctx);
     const from = str(args, 'from');
     const aws = new AwsClients();
     const load = async (file: string) =>
@@ -247,6 +301,7 @@ Exit status: 0 plan printed, 1 a file is invalid, 2 usage error.`,
     }
     const repositories = str(args, 'repositories');
     const names = repositories ? await inventory(repositories, aws).list() : undefined;
+    warnShortLifetimes(after, schedule, ctx);
     const result = planChanges(before, after, names);
     ctx.stdout.write(
       args.values.json ? `${JSON.stringify(result, null, 2)}\n` : renderPlan(result),

@@ -225,13 +225,15 @@ function checkMeaning(
       number: gi + 1,
       principals: principals.principals,
       ttlSeconds: grantTtl,
+      ...(g.ttl === undefined ? {} : { ttlAt: locate([...base, 'ttl']) }),
       access: access.access,
       at: locate(base),
     });
   });
 
   if (!complete || !registry || tokenTtl === undefined) return undefined;
-  return { file, registry, tokenTtlSeconds: tokenTtl, grants };
+  const tokenTtlAt = data.tokenTtl === undefined ? {} : { tokenTtlAt: locate(['tokenTtl']) };
+  return { file, registry, tokenTtlSeconds: tokenTtl, ...tokenTtlAt, grants };
 }
 
 type Fail = (path: Path, message: string) => void;

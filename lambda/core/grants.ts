@@ -34,6 +34,8 @@ export interface Grant {
   readonly number: number;
   readonly principals: readonly Principal[];
   readonly ttlSeconds: number | undefined;
+  /** Where the grant's `ttl` is written, when it has one. */
+  readonly ttlAt?: Location;
   readonly access: readonly AccessEntry[];
   readonly at: Location;
 }
@@ -50,6 +52,8 @@ export interface GrantsConfig {
   readonly file: string;
   readonly registry: RegistrySettings;
   readonly tokenTtlSeconds: number;
+  /** Where `tokenTtl` is written; undefined when the file uses the default. */
+  readonly tokenTtlAt?: Location;
   readonly grants: readonly Grant[];
 }
 

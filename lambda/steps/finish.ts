@@ -63,6 +63,7 @@ export async function finish(
     metrics.count('UnknownPrincipals', plan.unknown.length);
     metrics.count('UnverifiedPrincipals', plan.unverified);
   }
+  if (plan.shortLifetimes !== undefined) metrics.count('ShortLifetimes', plan.shortLifetimes);
   metrics.count('TokensMinted', tokens.length);
   metrics.count('TokenFailures', failed.length);
   metrics.count('TokensRemoved', removed.length);

@@ -10,6 +10,7 @@
  */
 
 import { parseGrants } from '../core/config.js';
+import { formatDuration } from '../core/duration.js';
 import {
   type GrantsConfig,
   needsInventory,
@@ -18,6 +19,7 @@ import {
   type ResourceAccess,
   resolveAccess,
 } from '../core/grants.js';
+import { describeShortLifetime, type Schedule, shortLifetimes } from '../core/lifetime.js';
 import type {
   ConfigSource,
   Logger,
@@ -42,6 +44,8 @@ export interface PlanDeps {
   readonly clock?: () => Date;
   /** Keeps the last grants model (see {@link GrantsCache}); without one every read is parsed. */
   readonly grantsCache?: GrantsCache | undefined;
+  /** The minting schedule, when known: lifetimes too short for it are warned about. */
+  readonly schedule?: Schedule | undefined;
 }
 
 /** A principal not minted for, and why. */
@@ -94,6 +98,11 @@ export interface MintPlan {
    * when the run checks no principal against IAM (a local run).
    */
   readonly unverified: number | undefined;
+  /**
+   * How many principals get a token that would expire before its replacement when one
+   * scheduled run fails; undefined when the run does not know the schedule.
+   */
+  readonly shortLifetimes: number | undefined;
   /** Warnings about the run as a whole (per-token warnings come from the batches). */
   readonly warnings: readonly string[];
   /** Keys stored before the run whose principals are no longer granted: removed at the end. */
@@ -166,6 +175,9 @@ export async function plan(deps: PlanDeps): Promise<{ plan: MintPlan; key: Signi
     configVersion: version,
     grants: config.grants.length,
   });
+  const shortLifetimes = deps.schedule
+    ? warnShortLifetimes(config, deps.schedule, logger)
+    : undefined;
 
   // The reads that depend only on the config start together: on S3 each is one or more round
   // trips, and none needs another's answer. Each is awaited where the run needs it, so a
@@ -252,6 +264,7 @@ export async function plan(deps: PlanDeps): Promise<{ plan: MintPlan; key: Signi
     principals: toWork(resolved),
     unknown,
     unverified,
+    shortLifetimes,
     warnings,
     stale,
     trust: published.value,
@@ -259,6 +272,25 @@ export async function plan(deps: PlanDeps): Promise<{ plan: MintPlan; key: Signi
     startedAt,
   };
   return { plan: mintPlan, key };
+}
+
+/**
+ * Logs each lifetime in the grants that is too short for the schedule (one warning per `ttl`
+ * or `tokenTtl`, naming where it is written and whom it affects); returns how many principals
+ * it affects.
+ */
+function warnShortLifetimes(config: GrantsConfig, schedule: Schedule, logger: Logger): number {
+  let principals = 0;
+  for (const short of shortLifetimes(config, schedule)) {
+    principals += short.principals.length;
+    logger.warn('token lifetime shorter than two schedule periods plus the margin', {
+      problem: describeShortLifetime(config.file, short, schedule),
+      ttl: formatDuration(short.seconds),
+      needed: formatDuration(short.neededSeconds),
+      principals: short.principals,
+    });
+  }
+  return principals;
 }
 
 /**

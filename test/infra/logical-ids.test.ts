@@ -45,6 +45,7 @@ const MINTER = [
   'MinterSchedule552A0B03 AWS::Scheduler::Schedule',
   'MinterScheduleRole4D207AB0 AWS::IAM::Role',
   'MinterScheduleRoleDefaultPolicy9362877F AWS::IAM::Policy',
+  'MinterShortLifetimesAlarmC190D22C AWS::CloudWatch::Alarm',
   'MinterTokenBucketD2F40F8B AWS::S3::Bucket',
   'MinterUnknownPrincipalsAlarm9C49F91D AWS::CloudWatch::Alarm',
 ];

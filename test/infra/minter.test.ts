@@ -198,6 +198,8 @@ describe('RegistryTokenMinter with defaults', () => {
       REGTOKEN_MINTER_ARNS: r(minter.role.roleArn),
       REGTOKEN_SIGNING_KEY: r(`kms:${minter.signingKey.keyArn}`),
       REGTOKEN_LOCK_LEASE: '6m',
+      REGTOKEN_SCHEDULE: '1h',
+      REGTOKEN_LIFETIME_MARGIN: '5m',
       POWERTOOLS_LOG_LEVEL: 'INFO',
       POWERTOOLS_SERVICE_NAME: serviceNameOf(minter),
       POWERTOOLS_METRICS_NAMESPACE: 'regtoken',
@@ -440,7 +442,20 @@ describe('RegistryTokenMinter with defaults', () => {
       Threshold: 0,
       TreatMissingData: 'notBreaching',
     });
-    template.resourceCountIs('AWS::CloudWatch::Alarm', 3);
+  });
+
+  it('alarm: a token lifetime too short for the schedule in a schedule period', () => {
+    template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      Namespace: 'regtoken',
+      MetricName: 'ShortLifetimes',
+      Dimensions: [{ Name: 'service', Value: serviceNameOf(minter) }],
+      Statistic: 'Maximum',
+      Period: 3600,
+      ComparisonOperator: 'GreaterThanThreshold',
+      Threshold: 0,
+      TreatMissingData: 'notBreaching',
+    });
+    template.resourceCountIs('AWS::CloudWatch::Alarm', 4);
   });
 
   it('without grantsFile nothing uploads grants', () => {
@@ -563,14 +578,14 @@ describe('RegistryTokenMinter options', () => {
     const alarms = Object.values(template.findResources('AWS::CloudWatch::Alarm')) as {
       Properties: { AlarmActions: unknown[]; OKActions: unknown[] };
     }[];
-    expect(alarms).toHaveLength(3);
+    expect(alarms).toHaveLength(4);
     for (const a of alarms) {
       expect(a.Properties.AlarmActions).toEqual([{ Ref: expect.stringMatching(/^Topic/) }]);
       expect(a.Properties.OKActions).toEqual([{ Ref: expect.stringMatching(/^Topic/) }]);
     }
   });
 
-  it('timeout sets the function timeout and a lease one minute longer', () => {
+  it('timeout sets the function timeout, a lease one minute longer and the lifetime margin', () => {
     const { template } = build({
       minTokenTtl: Duration.hours(12),
       timeout: Duration.minutes(15),
@@ -578,6 +593,7 @@ describe('RegistryTokenMinter options', () => {
     const fn = only(template, 'AWS::Lambda::Function', 'MinterFunction');
     expect(fn.props.Timeout).toBe(900);
     expect(fn.props.Environment.Variables.REGTOKEN_LOCK_LEASE).toBe('16m');
+    expect(fn.props.Environment.Variables.REGTOKEN_LIFETIME_MARGIN).toBe('15m');
   });
 
   it('schedule sets the rate and the alarm periods', () => {
@@ -599,6 +615,12 @@ describe('RegistryTokenMinter options', () => {
       MetricName: 'UnknownPrincipals',
       Period: 1800,
     });
+    template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      MetricName: 'ShortLifetimes',
+      Period: 1800,
+    });
+    const fn = only(template, 'AWS::Lambda::Function', 'MinterFunction');
+    expect(fn.props.Environment.Variables.REGTOKEN_SCHEDULE).toBe('30m');
   });
 
   it('configKey and logLevel are passed through', () => {

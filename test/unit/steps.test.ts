@@ -293,6 +293,7 @@ function planOf(extra: Partial<MintPlan> = {}): MintPlan {
     principals: [],
     unknown: [],
     unverified: undefined,
+    shortLifetimes: undefined,
     warnings: [],
     stale: [],
     trust: { bundle: 'mem://trust/bundle.pem', jwks: 'mem://trust/jwks.json' },
