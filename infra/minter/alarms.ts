@@ -1,15 +1,19 @@
 /**
  * The minter's alarms: a failed run, no successful run in two schedule periods, principals IAM
  * does not know, and token lifetimes too short for the schedule. They read the metrics the
- * function publishes (lambda/handler.ts) under the deployment's own `service` dimension.
+ * function publishes (lambda/handler.ts) under the deployment's own `service` dimension, and
+ * notify a topic that CloudWatch is allowed to publish to.
  */
 
 import {
+  ArnFormat,
   aws_cloudwatch as cloudwatch,
   aws_cloudwatch_actions as cloudwatchActions,
   Duration,
+  aws_iam as iam,
   type aws_lambda as lambda,
   Names,
+  Stack,
   type aws_sns as sns,
 } from 'aws-cdk-lib';
 import type { Construct, IConstruct } from 'constructs';
@@ -110,6 +114,7 @@ export function createAlarms(
     },
   );
   if (topic) {
+    allowAlarmsToPublish(topic);
     const action = new cloudwatchActions.SnsAction(topic);
     for (const alarm of [failedRuns, noSuccessfulRun, unknownPrincipals, shortLifetimes]) {
       alarm.addAlarmAction(action);
@@ -117,4 +122,34 @@ export function createAlarms(
     }
   }
   return { failedRuns, noSuccessfulRun, unknownPrincipals, shortLifetimes };
+}
+
+/**
+ * Lets CloudWatch alarms of this account and region publish to `topic`. A topic with a policy
+ * of its own (enforceSSL gives it one) has no SNS default policy, and nothing else allows
+ * cloudwatch.amazonaws.com: the alarm would fire and the e-mail never arrive. Scoped with
+ * aws:SourceAccount and aws:SourceArn so no other account's alarms can use the topic. For a
+ * topic defined elsewhere this adds nothing; its owner must allow the same.
+ */
+export function allowAlarmsToPublish(topic: sns.ITopic): void {
+  const stack = Stack.of(topic);
+  topic.addToResourcePolicy(
+    new iam.PolicyStatement({
+      sid: 'CloudWatchAlarmsOfThisAccount',
+      principals: [new iam.ServicePrincipal('cloudwatch.amazonaws.com')],
+      actions: ['sns:Publish'],
+      resources: [topic.topicArn],
+      conditions: {
+        StringEquals: { 'aws:SourceAccount': stack.account },
+        ArnLike: {
+          'aws:SourceArn': stack.formatArn({
+            service: 'cloudwatch',
+            resource: 'alarm',
+            resourceName: '*',
+            arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+          }),
+        },
+      },
+    }),
+  );
 }

@@ -1,6 +1,7 @@
 /**
- * Asks an independent IAM policy evaluator (@cloud-copilot/iam-simulate) whether an S3 request
- * is allowed, given a bucket policy and the caller's identity policies. moto stores bucket
+ * Asks an independent IAM policy evaluator (@cloud-copilot/iam-simulate) whether a request is
+ * allowed, given a resource policy (bucket, topic, key policy) and the caller's identity
+ * policies: {@link decideS3} for S3, {@link decide} for any service. moto stores resource
  * policies but never evaluates them, so policy semantics are checked here.
  *
  * The evaluator derives nothing: `aws:PrincipalArn` (for a role session, the role ARN with its
@@ -28,6 +29,8 @@ export interface S3Request {
   readonly identityPolicies?: readonly unknown[];
   readonly secureTransport?: boolean;
   readonly blockPublicAccess?: boolean;
+  /** More request context, e.g. aws:SourceArn and aws:SourceAccount of a service principal. */
+  readonly context?: Readonly<Record<string, string>>;
 }
 
 /** An identity policy allowing `actions` on `resources`. */
@@ -45,6 +48,7 @@ export async function decideS3(req: S3Request): Promise<Decision> {
   };
   if (req.principalArn) contextVariables['aws:PrincipalArn'] = req.principalArn;
   if (req.ownerTag !== undefined) contextVariables['s3:ExistingObjectTag/owner'] = req.ownerTag;
+  Object.assign(contextVariables, req.context);
   const resource = req.key ? `arn:aws:s3:::${req.bucket}/${req.key}` : `arn:aws:s3:::${req.bucket}`;
   const r = await runSimulation(
     {
@@ -73,5 +77,54 @@ export async function decideS3(req: S3Request): Promise<Decision> {
   for (const key of mustUse)
     if (key in contextVariables && ignored.includes(key))
       throw new Error(`evaluator ignored ${key} for ${req.action}`);
+  return r.overallResult as Decision;
+}
+
+/** A request to any service, for {@link decide}. */
+export interface Request {
+  /**
+   * Who asks: a role session or user ARN, a service principal (`cloudwatch.amazonaws.com`), or
+   * undefined for anonymous.
+   */
+  readonly principal?: string;
+  readonly action: string;
+  /** The resource ARN, and the account that owns it. */
+  readonly resource: string;
+  readonly resourceAccount: string;
+  readonly resourcePolicy: unknown;
+  readonly identityPolicies?: readonly unknown[];
+  /**
+   * The request context AWS would set: aws:PrincipalArn for a role session, aws:SourceArn and
+   * aws:SourceAccount for a service acting for a resource, aws:SecureTransport. Stated, never
+   * derived; a key the evaluator ignores fails the call, as in {@link decideS3}.
+   */
+  readonly context?: Readonly<Record<string, string>>;
+}
+
+/** The evaluator's decision for one request to any service. */
+export async function decide(req: Request): Promise<Decision> {
+  const contextVariables: Record<string, string> = { ...req.context };
+  const r = await runSimulation(
+    {
+      request: {
+        principal: req.principal ?? anonymousPrincipal,
+        action: req.action,
+        resource: { resource: req.resource, accountId: req.resourceAccount },
+        contextVariables,
+      },
+      identityPolicies: (req.identityPolicies ?? []).map((policy, i) => ({
+        name: `identity-${i}`,
+        policy,
+      })) as never,
+      serviceControlPolicies: [],
+      resourceControlPolicies: [],
+      resourcePolicy: req.resourcePolicy as never,
+    },
+    {},
+  );
+  if (r.resultType !== 'single') throw new Error(`evaluator: ${JSON.stringify(r)}`);
+  const ignored = r.result.ignoredContextKeys ?? [];
+  for (const key of Object.keys(contextVariables))
+    if (ignored.includes(key)) throw new Error(`evaluator ignored ${key} for ${req.action}`);
   return r.overallResult as Decision;
 }

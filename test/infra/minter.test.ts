@@ -579,6 +579,18 @@ describe('RegistryTokenMinter options', () => {
       Properties: { AlarmActions: unknown[]; OKActions: unknown[] };
     }[];
     expect(alarms).toHaveLength(4);
+    // The topic lets CloudWatch publish (its policy replaces SNS's default one).
+    template.hasResourceProperties('AWS::SNS::TopicPolicy', {
+      PolicyDocument: {
+        Statement: [
+          Match.objectLike({
+            Sid: 'CloudWatchAlarmsOfThisAccount',
+            Principal: { Service: 'cloudwatch.amazonaws.com' },
+            Action: 'sns:Publish',
+          }),
+        ],
+      },
+    });
     for (const a of alarms) {
       expect(a.Properties.AlarmActions).toEqual([{ Ref: expect.stringMatching(/^Topic/) }]);
       expect(a.Properties.OKActions).toEqual([{ Ref: expect.stringMatching(/^Topic/) }]);

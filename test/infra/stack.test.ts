@@ -301,12 +301,18 @@ describe('alarm e-mail', () => {
       Protocol: 'email',
       Endpoint: 'ops@example.com',
     });
+    // What the policy allows and denies is evaluated in test/infra/policies.test.ts.
     template.hasResourceProperties('AWS::SNS::TopicPolicy', {
       PolicyDocument: {
         Statement: Match.arrayWith([
           Match.objectLike({
             Effect: 'Deny',
             Condition: { Bool: { 'aws:SecureTransport': 'false' } },
+          }),
+          Match.objectLike({
+            Sid: 'CloudWatchAlarmsOfThisAccount',
+            Effect: 'Allow',
+            Principal: { Service: 'cloudwatch.amazonaws.com' },
           }),
         ]),
       },
