@@ -19,10 +19,11 @@ import { S3TokenStore } from './adapters/s3/token-store.js';
 import { StsCallerIdentity } from './adapters/sts.js';
 import { parseDuration } from './core/duration.js';
 import { readSchedule } from './core/lifetime.js';
+import { storePrefixProblem } from './core/policy.js';
 import type { ConfigSource, Logger, Metrics, RunLock, Signer, TokenStore } from './core/ports.js';
 import { parsePrincipal } from './core/principal.js';
 import { quote } from './core/text.js';
-import { EnvError, UsageError } from './errors.js';
+import { EnvError, InputError, UsageError } from './errors.js';
 import { type ExclusiveResult, type MintDeps, mint, mintExclusive } from './mint.js';
 import { GrantsCache } from './steps/plan.js';
 
@@ -123,7 +124,10 @@ function s3Store(settings: RunSettings, aws: AwsClients): S3TokenStore {
   const [partition, ...more] = [...partitions];
   if (!partition || more.length)
     throw new EnvError('REGTOKEN_MINTER_ARNS: all minters must be in the same partition');
-  return new S3TokenStore(aws.s3, parseS3Url(settings.out, 'prefix'), {
+  const at = parseS3Url(settings.out, 'prefix');
+  const prefixProblem = storePrefixProblem(at.key);
+  if (prefixProblem) throw new InputError(`${settings.out}: ${prefixProblem}`);
+  return new S3TokenStore(aws.s3, at, {
     minterArns: settings.minterArns,
     partition: partition as 'aws',
   });

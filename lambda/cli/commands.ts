@@ -258,8 +258,9 @@ prints, per principal, the access added (+), removed (-), changed (~) and unchan
 which principals are new or gone. This is what a reviewer reads on a config pull request.
 
 Options:
-  --from FILE|S3URL      the grants file in effect now (a missing one means nothing is
-                         deployed yet)
+  --from FILE|S3URL      the grants file in effect now (a missing file, or a missing object
+                         in a bucket that exists, means nothing is deployed yet; a missing
+                         bucket or a refused read is an error)
   --to FILE|S3URL        the proposed grants file
   --repositories PATH    expand wildcard patterns against this inventory (default: compare
                          patterns as written)

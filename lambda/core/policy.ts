@@ -11,6 +11,7 @@
  */
 
 import { type Partition, parsePrincipal } from './principal.js';
+import { quote } from './text.js';
 
 /** S3's limit for a bucket policy, in bytes of the (compact) JSON document. */
 export const MAX_BUCKET_POLICY_BYTES = 20_480;
@@ -92,6 +93,16 @@ const BUCKET_RE = /^[A-Za-z0-9._-]+$/;
 const PREFIX_SEGMENT_RE = /^[A-Za-z0-9!._'()=+@,;&-]+$/;
 
 /**
+ * Why `prefix` cannot be a token store's prefix, or undefined when it can: it appears in the
+ * policy's resources, where `*`, `?` or `${` would widen a statement, so only plain segments
+ * are allowed. Checked with the settings, before a run does any I/O.
+ */
+export function storePrefixProblem(prefix: string): string | undefined {
+  if (prefix === '' || prefix.split('/').every((s) => PREFIX_SEGMENT_RE.test(s))) return undefined;
+  return `the prefix ${quote(prefix)} must be segments of letters, digits and ! - _ . ' ( ) = + @ , ; & joined by "/" (no spaces, wildcards or "$")`;
+}
+
+/**
  * Builds the token bucket's policy from config: TLS only; readers in the configured accounts may
  * `GetObject` under `PREFIX/tokens/` only where the object's `owner` tag equals their
  * `aws:PrincipalArn`; everyone except the minters is denied reading other principals' tokens,
@@ -110,10 +121,8 @@ export function buildTokenBucketPolicy(input: TokenBucketPolicyInput): PolicyDoc
     throw new Error(
       `token bucket policy: bucket name "${bucket}" may only hold letters, digits, ".", "_" and "-"`,
     );
-  if (prefix !== '' && !prefix.split('/').every((s) => PREFIX_SEGMENT_RE.test(s)))
-    throw new Error(
-      `token bucket policy: prefix "${prefix}" must be '' or segments joined by "/" without leading, trailing or double slashes, wildcards or "$"`,
-    );
+  const prefixProblem = storePrefixProblem(prefix);
+  if (prefixProblem) throw new Error(`token bucket policy: ${prefixProblem}`);
   for (const account of input.readerAccounts) {
     if (!ACCOUNT_RE.test(account))
       throw new Error(`token bucket policy: reader account "${account}" must be 12 digits`);

@@ -397,6 +397,61 @@ describe('the CLI runs the same code against S3 and KMS', () => {
       `note: s3://${CONFIG_BUCKET}/missing.yaml: no such object; planning as if nothing were deployed\n`,
     );
   });
+
+  it('plans against a missing bucket or a denied object as an error, not as nothing deployed', async () => {
+    // Only a missing object in a bucket that exists means nothing is deployed yet; a mistyped
+    // bucket or a role that may not read the object must fail the check (exit 1).
+    const noBucket = await cli([
+      'plan',
+      '--from',
+      's3://regtoken-config-typo/grants.yaml',
+      '--to',
+      'examples/grants.yaml',
+    ]);
+    expect(noBucket).toEqual({
+      code: 1,
+      stdout: '',
+      stderr: 'regtoken: s3://regtoken-config-typo/grants.yaml: no such bucket\n',
+    });
+    // What S3 answers when a bucket policy or the caller's IAM policy refuses the read (moto
+    // never refuses, so the fault proxy answers for it).
+    proxy.setRules([{ method: 'GET', path: /\/denied\.yaml/, status: 403, times: 10 }]);
+    const denied = await cli([
+      'plan',
+      '--from',
+      `s3://${CONFIG_BUCKET}/denied.yaml`,
+      '--to',
+      'examples/grants.yaml',
+    ]);
+    proxy.setRules([]);
+    expect(denied).toEqual({
+      code: 1,
+      stdout: '',
+      stderr: `regtoken: s3://${CONFIG_BUCKET}/denied.yaml: access denied\n`,
+    });
+  });
+
+  it('refuses a bad --out prefix before any request', async () => {
+    const before = proxy.seen.length;
+    const r = await cli(
+      [
+        'mint',
+        '--config',
+        `s3://${CONFIG_BUCKET}/grants.yaml`,
+        '--out',
+        `s3://${TOKEN_BUCKET}/team a`,
+        '--signing-key',
+        `kms:${kmsKeyArn}`,
+      ],
+      { REGTOKEN_MINTER_ARNS: MINTER },
+    );
+    expect(r).toEqual({
+      code: 1,
+      stdout: '',
+      stderr: `regtoken: s3://${TOKEN_BUCKET}/team a: the prefix "team a" must be segments of letters, digits and ! - _ . ' ( ) = + @ , ; & joined by "/" (no spaces, wildcards or "$")\n`,
+    });
+    expect(proxy.seen.slice(before)).toEqual([]);
+  });
 });
 
 describe('only the owner can read its token (policy as written, independent evaluator)', () => {

@@ -5,7 +5,7 @@
 import { HeadObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import type { ConfigSource } from '../../core/ports.js';
 import { InputError, NotFoundError } from '../../errors.js';
-import { awsErrorCode, describeAwsError } from '../aws.js';
+import { describeAwsError } from '../aws.js';
 import { readText, type S3Location } from './shared.js';
 
 /** The grants file as an S3 object; its version id (or ETag when unversioned) is recorded. */
@@ -24,8 +24,8 @@ export class S3ConfigSource implements ConfigSource {
     try {
       got = await readText(this.s3, this.at.bucket, this.at.key);
     } catch (err) {
-      if (awsErrorCode(err) === 'NoSuchBucket')
-        throw new NotFoundError(describeAwsError(err, this.name), { cause: err });
+      // A missing bucket or a refused read is an error; only a missing object in a bucket that
+      // exists (NotFoundError) may mean that nothing is deployed yet (regtoken plan --from).
       throw new InputError(describeAwsError(err, this.name), { cause: err });
     }
     if (!got) throw new NotFoundError(`${this.name}: no such object`);
