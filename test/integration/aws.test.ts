@@ -431,6 +431,23 @@ describe('the CLI runs the same code against S3 and KMS', () => {
     });
   });
 
+  it('refuses a grants object over the size limit by its length', async () => {
+    const size = 10 * 1024 * 1024 + 1;
+    await s3.send(
+      new PutObjectCommand({
+        Bucket: CONFIG_BUCKET,
+        Key: 'huge.yaml',
+        Body: Buffer.alloc(size, '#'),
+      }),
+    );
+    const r = await cli(['validate', `s3://${CONFIG_BUCKET}/huge.yaml`]);
+    expect(r).toEqual({
+      code: 1,
+      stdout: '',
+      stderr: `s3://${CONFIG_BUCKET}/huge.yaml:1:1: the file is 10,485,761 bytes, over the limit of 10,485,760 bytes (10 MiB) for a grants file\n`,
+    });
+  });
+
   it('refuses a bad --out prefix before any request', async () => {
     const before = proxy.seen.length;
     const r = await cli(

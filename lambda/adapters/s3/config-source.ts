@@ -3,10 +3,12 @@
  */
 
 import { HeadObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { oversizedGrants } from '../../core/config.js';
 import type { ConfigSource } from '../../core/ports.js';
+import { MAX_GRANTS_BYTES } from '../../core/yaml.js';
 import { InputError, NotFoundError } from '../../errors.js';
 import { describeAwsError } from '../aws.js';
-import { readText, type S3Location } from './shared.js';
+import { readText, type S3Location, TooLargeError } from './shared.js';
 
 /** The grants file as an S3 object; its version id (or ETag when unversioned) is recorded. */
 export class S3ConfigSource implements ConfigSource {
@@ -22,8 +24,10 @@ export class S3ConfigSource implements ConfigSource {
   async read(): Promise<{ text: string; version?: string }> {
     let got: Awaited<ReturnType<typeof readText>>;
     try {
-      got = await readText(this.s3, this.at.bucket, this.at.key);
+      // An object over the size limit is refused by its length, before its body is read.
+      got = await readText(this.s3, this.at.bucket, this.at.key, MAX_GRANTS_BYTES);
     } catch (err) {
+      if (err instanceof TooLargeError) throw oversizedGrants(this.name, err.bytes);
       // A missing bucket or a refused read is an error; only a missing object in a bucket that
       // exists (NotFoundError) may mean that nothing is deployed yet (regtoken plan --from).
       throw new InputError(describeAwsError(err, this.name), { cause: err });
