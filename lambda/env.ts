@@ -23,7 +23,7 @@ export const ENV_VARS = {
   REGTOKEN_SIGNING_MODE:
     'with a KMS key: certificate (default: a per-run signing key certified by KMS) or direct (KMS signs every token)',
   REGTOKEN_LOCK_LEASE:
-    'how long a run may hold the run lock, e.g. 15m (default 15m; at least the Lambda timeout)',
+    'how long a run may hold the run lock, e.g. 15m (default 15m; at least 2m): it writes until a margin of 2 × the S3 request timeout before the end',
   REGTOKEN_SCHEDULE:
     'how often tokens are re-minted, e.g. 1h: a token lifetime shorter than 2 × this + REGTOKEN_LIFETIME_MARGIN is a warning (mint, validate, plan; --schedule wins)',
   REGTOKEN_LIFETIME_MARGIN:

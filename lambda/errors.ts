@@ -15,6 +15,7 @@ export const ERROR_CODES = [
   'SIGNING_KEY',
   'STORE',
   'RUN_INCOMPLETE',
+  'LEASE_EXPIRED',
   'ENV_MISSING',
   'NO_CREDENTIALS',
   'ACCESS_DENIED',
@@ -113,6 +114,17 @@ export class RunIncompleteError extends RegtokenError {
     readonly failed: readonly string[],
   ) {
     super('RUN_INCOMPLETE', message);
+  }
+}
+
+/**
+ * This run's lease on the run lock is ending (or was released), so it may not start another
+ * write: another run may already hold the lock (docs/aws.md, "Overlapping runs").
+ */
+export class LeaseExpiredError extends RegtokenError {
+  override readonly name = 'LeaseExpiredError';
+  constructor(message: string) {
+    super('LEASE_EXPIRED', message);
   }
 }
 

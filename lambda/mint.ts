@@ -54,11 +54,16 @@ export type ExclusiveResult =
 
 /**
  * Mints under the run lock, so overlapping runs (a schedule and a config upload at once, or an
- * asynchronous retry) never interleave their writes. A run that finds the lock held returns
- * `skipped`: the holder will see the newer config. That is guaranteed because the holder,
- * after releasing the lock, compares the config's current version with the one it minted and
- * mints again when they differ. Each pass reads the latest config, so the last pass always
- * leaves tokens of the newest config.
+ * asynchronous retry) never interleave their writes. Each pass stamps its tokens with the
+ * lease's clock (AWS's time), so a wrong local clock cannot mint tokens that are not valid yet,
+ * and every write checks the lease first (docs/aws.md, "Overlapping runs").
+ *
+ * A run that finds the lock held returns `skipped`, leaving the grants to the holder: after
+ * releasing the lock, the holder compares the grants' current version with the one it minted
+ * and mints again when they differ, up to {@link MAX_PASSES} passes. That covers a change that
+ * lands while the holder is running. It does not cover a holder that dies (its lease must run
+ * out) or a change after its last pass: then the change takes effect with the next run after
+ * the lease — at the latest the next scheduled one.
  */
 export async function mintExclusive(deps: MintDeps, lock: RunLock): Promise<ExclusiveResult> {
   // A bad grants file must leave the store exactly as it was, lock object included: check it
@@ -66,14 +71,16 @@ export async function mintExclusive(deps: MintDeps, lock: RunLock): Promise<Excl
   await loadGrants(deps.config, deps.grantsCache);
   let last: MintResult | undefined;
   for (let pass = 1; pass <= MAX_PASSES; pass++) {
-    if (!(await lock.acquire())) {
+    const lease = await lock.acquire();
+    if (!lease) {
       deps.logger.info('another run holds the lock; it picks up config changes when it ends', {
         pass,
       });
       return last ? { skipped: false, result: last, passes: pass - 1 } : { skipped: true };
     }
     try {
-      last = await mint(deps);
+      // deps.clock is set only by tests that need tokens stamped at a chosen time.
+      last = await mint({ ...deps, clock: deps.clock ?? (() => lease.now()) });
     } catch (err) {
       // Free the lock for the next run, but report the run's own error, not a release failure.
       await lock.release().catch(() => undefined);

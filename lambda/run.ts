@@ -18,6 +18,7 @@ import { isS3Url, parseS3Url } from './adapters/s3/shared.js';
 import { S3TokenStore } from './adapters/s3/token-store.js';
 import { StsCallerIdentity } from './adapters/sts.js';
 import { parseDuration } from './core/duration.js';
+import { LeaseFence, leaseMarginMs } from './core/lease.js';
 import { readSchedule } from './core/lifetime.js';
 import { storePrefixProblem } from './core/policy.js';
 import type { ConfigSource, Logger, Metrics, RunLock, Signer, TokenStore } from './core/ports.js';
@@ -55,6 +56,10 @@ export interface RunContext {
   readonly metrics: Metrics;
   /** Called when the default local signing key had to be created. */
   readonly onKeyCreated?: (path: string) => void;
+  /**
+   * The clock tokens are stamped with; set by tests only. Default: this machine's clock for a
+   * local folder, AWS's (the run lock's) for S3, whatever this machine's clock says.
+   */
   readonly clock?: () => Date;
   /**
    * The grants model kept between runs by a long-lived caller (a warm Lambda container); a run
@@ -99,18 +104,25 @@ function signer(settings: RunSettings, ctx: RunContext): Signer {
   return new PemSigner(key, { create: false });
 }
 
-function leaseMs(settings: RunSettings): number {
+/** The lease, checked against the margin it must keep free of writes. */
+function leaseMs(settings: RunSettings, marginMs: number): number {
   if (settings.lockLease === undefined) return DEFAULT_LOCK_LEASE_SECONDS * 1000;
   const seconds = parseDuration(settings.lockLease);
   if (!seconds)
     throw new EnvError(
       `REGTOKEN_LOCK_LEASE is ${quote(settings.lockLease)}: write a duration like 15m`,
     );
+  // The last `marginMs` of a lease are kept free of writes: a shorter lease than twice that
+  // leaves a run too little time to write.
+  if (seconds * 1000 < 2 * marginMs)
+    throw new EnvError(
+      `REGTOKEN_LOCK_LEASE is ${quote(settings.lockLease)}: at least ${(2 * marginMs) / 1000}s, since a run stops writing ${marginMs / 1000}s before its lease ends`,
+    );
   return seconds * 1000;
 }
 
 /** The S3 store with its bucket-policy settings; REGTOKEN_MINTER_ARNS is required there. */
-function s3Store(settings: RunSettings, aws: AwsClients): S3TokenStore {
+function s3Store(settings: RunSettings, aws: AwsClients, fence: LeaseFence): S3TokenStore {
   if (settings.minterArns.length === 0)
     throw new EnvError(
       'REGTOKEN_MINTER_ARNS is not set: the IAM roles or users (comma-separated ARNs) allowed to write the token bucket; regtoken writes the bucket policy that keeps each token readable by its owner only',
@@ -130,13 +142,20 @@ function s3Store(settings: RunSettings, aws: AwsClients): S3TokenStore {
   return new S3TokenStore(aws.s3, at, {
     minterArns: settings.minterArns,
     partition: partition as 'aws',
+    fence,
   });
 }
 
 /** Builds the ports for a run. Throws a user-facing error for bad settings, before any I/O. */
 export function wire(settings: RunSettings, ctx: RunContext): { deps: MintDeps; lock?: RunLock } {
   const onS3 = isS3Url(settings.out);
-  const store: TokenStore = onS3 ? s3Store(settings, ctx.aws) : new FileTokenStore(settings.out);
+  // Into S3, every write of the store checks the run's lease (lambda/core/lease.ts).
+  const fence = new LeaseFence();
+  const marginMs = leaseMarginMs(ctx.aws.s3RequestTimeoutMs);
+  const lease = onS3 ? leaseMs(settings, marginMs) : 0;
+  const store: TokenStore = onS3
+    ? s3Store(settings, ctx.aws, fence)
+    : new FileTokenStore(settings.out);
   const deps: MintDeps = {
     config: configSource(settings.config, ctx.aws),
     store,
@@ -163,8 +182,7 @@ export function wire(settings: RunSettings, ctx: RunContext): { deps: MintDeps; 
     at.bucket,
     at.key ? `${at.key}/state/lock.json` : 'state/lock.json',
     randomUUID(),
-    leaseMs(settings),
-    ctx.clock,
+    { leaseMs: lease, marginMs, fence },
   );
   return { deps, lock };
 }

@@ -12,6 +12,7 @@ import {
   Validations,
 } from 'aws-cdk-lib';
 import { formatDuration } from '../../lambda/core/duration.js';
+import { leaseMarginMs, S3_REQUEST_TIMEOUT_MS } from '../../lambda/core/lease.js';
 import type { EnvName } from '../../lambda/env.js';
 import { METRICS_NAMESPACE } from './alarms.js';
 import { checkPrefix, lifetimeMargin, under } from './checks.js';
@@ -130,8 +131,10 @@ export function bindSettings(minter: MinterFunction, s: SettingsSource): void {
     );
   }
 
-  // A lease outlasting the longest run, so a crashed run's lock frees itself.
-  bind('REGTOKEN_LOCK_LEASE', formatDuration(s.timeout.toSeconds() + 60));
+  // The timeout plus the margin a lease keeps free of writes: the function's writes stop when
+  // Lambda would stop it, and a crashed run's lock frees itself (docs/aws.md).
+  const marginSeconds = leaseMarginMs(S3_REQUEST_TIMEOUT_MS) / 1000;
+  bind('REGTOKEN_LOCK_LEASE', formatDuration(s.timeout.toSeconds() + marginSeconds));
   // The grants come from wherever they are uploaded: each run checks their lifetimes against
   // the schedule the stack set (a warning, the ShortLifetimes metric and its alarm).
   bind('REGTOKEN_SCHEDULE', formatDuration(s.period.toSeconds()));

@@ -9,6 +9,7 @@ import { IAMClient } from '@aws-sdk/client-iam';
 import { KMSClient } from '@aws-sdk/client-kms';
 import { S3Client } from '@aws-sdk/client-s3';
 import { STSClient } from '@aws-sdk/client-sts';
+import { S3_REQUEST_TIMEOUT_MS } from '../core/lease.js';
 import { EnvError, NoCredentialsError, type RegtokenError } from '../errors.js';
 
 /**
@@ -23,9 +24,22 @@ export class AwsClients {
   #kms?: KMSClient;
   #iam?: IAMClient;
   #sts?: STSClient;
+  /** See {@link S3_REQUEST_TIMEOUT_MS}; tests make it short. */
+  readonly s3RequestTimeoutMs: number;
+
+  constructor(options: { readonly s3RequestTimeoutMs?: number } = {}) {
+    this.s3RequestTimeoutMs = options.s3RequestTimeoutMs ?? S3_REQUEST_TIMEOUT_MS;
+  }
 
   get s3(): S3Client {
-    this.#s3 ??= new S3Client({ maxAttempts: MAX_ATTEMPTS });
+    this.#s3 ??= new S3Client({
+      maxAttempts: MAX_ATTEMPTS,
+      requestHandler: {
+        connectionTimeout: Math.min(5_000, this.s3RequestTimeoutMs),
+        requestTimeout: this.s3RequestTimeoutMs,
+        throwOnRequestTimeout: true,
+      },
+    });
     return this.#s3;
   }
   get kms(): KMSClient {

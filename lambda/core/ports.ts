@@ -83,11 +83,22 @@ export interface PrincipalDirectory {
   check(principals: readonly Principal[]): Promise<PrincipalCheck>;
 }
 
+/**
+ * A lease on the run lock, held by this run. Its clock is AWS's (docs/aws.md, "Overlapping
+ * runs"): everything the run stamps uses {@link RunLease.now}.
+ */
+export interface RunLease {
+  /** AWS's time now, as far as the lock's answers tell. */
+  now(): Date;
+  /** Throws LeaseExpiredError when a write started now could outlive the lease. */
+  check(): void;
+}
+
 /** Keeps two runs from writing the same store at once (see docs/aws.md, "Overlapping runs"). */
 export interface RunLock {
-  /** Takes the lock; false when another live run holds it. */
-  acquire(): Promise<boolean>;
-  /** Gives the lock back (only if still ours). */
+  /** Takes the lock; undefined when another live run holds it. */
+  acquire(): Promise<RunLease | undefined>;
+  /** Gives the lock back (only if still ours); the lease's writes end here. */
   release(): Promise<void>;
 }
 

@@ -13,6 +13,7 @@ import type { Logger, TokenDocument, TokenStore } from '../core/ports.js';
 import { tokenKey } from '../core/principal.js';
 import { basicHeaderBytes } from '../core/realm.js';
 import { buildClaims, signToken, type TokenSigner } from '../core/token.js';
+import { LeaseExpiredError } from '../errors.js';
 import type { PrincipalProblem, PrincipalWork, TokenSettings } from './plan.js';
 
 /**
@@ -80,8 +81,9 @@ export function randomJtis(): () => string {
  * is signed just before it is written, so signing overlaps the writes in flight and the batch
  * never holds every token at once (docs/performance.md). Signatures are still made one at a
  * time: in KMS direct mode each is a KMS call, and the account's Sign quota is shared. If
- * signing fails, no further token is started and the step fails with that error once the
- * writes in flight have ended (the tokens already written stay: they are valid).
+ * signing fails, or the run's lease ends (LeaseExpiredError from a write), no further token is
+ * started and the step fails with that error once the writes in flight have ended (the tokens
+ * already written stay: they are valid).
  */
 export async function signAndWrite(
   batch: MintBatch,
@@ -163,6 +165,11 @@ export async function signAndWrite(
         catalog: doc.access.some((a) => a.type === 'registry'),
       });
     } catch (err) {
+      // The run's lease is ending: no write may start any more, for any principal.
+      if (err instanceof LeaseExpiredError) {
+        signError ??= { error: err };
+        return;
+      }
       const reason = `could not write ${store.locate(k)}: ${(err as Error).message}`;
       writeFailed.push({ principal: arn, reason });
       logger.error('token write failed', { principal: arn, error: (err as Error).message });

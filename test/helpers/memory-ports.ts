@@ -8,6 +8,7 @@ import { localSigningKey } from '../../lambda/adapters/pem-signer.js';
 import type {
   ConfigSource,
   Metrics,
+  RunLease,
   RunLock,
   Signer,
   TokenDocument,
@@ -86,10 +87,14 @@ export const fixedSigner: Signer = {
 /** A lock that records what happened; `busy` makes acquire fail. */
 export class FakeLock implements RunLock {
   events: string[] = [];
-  constructor(public busy = false) {}
-  async acquire() {
+  /** The clock the lease reports (AWS's time for the run); the system clock by default. */
+  constructor(
+    public busy = false,
+    private readonly leaseNow: () => Date = () => new Date(),
+  ) {}
+  async acquire(): Promise<RunLease | undefined> {
     this.events.push(this.busy ? 'acquire:busy' : 'acquire');
-    return !this.busy;
+    return this.busy ? undefined : { now: this.leaseNow, check: () => undefined };
   }
   async release() {
     this.events.push('release');

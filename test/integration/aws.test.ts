@@ -162,6 +162,7 @@ beforeEach(async () => {
   await moto.reset();
   proxy.policies.clear();
   proxy.setRules([]);
+  proxy.hits.clear(); // counts per test, whatever ran before
   s3 = new S3Client({});
   const iam = new IAMClient({});
   const kms = new KMSClient({});
@@ -668,17 +669,17 @@ describe('overlapping runs', () => {
     expect(await tokenKeys()).toEqual([KEY.ci, KEY.web, KEY.bob].sort());
   }, 60_000);
 
-  it('takes over a lock whose holder died', async () => {
+  it('takes over a lock whose holder died, once its lease and margin are over by S3 time', async () => {
+    // The dead holder's lease was 2 s and it kept 0.5 s free of writes (its own settings, in
+    // the lock object); Last-Modified has 1 s resolution.
     await s3.send(
       new PutObjectCommand({
         Bucket: TOKEN_BUCKET,
         Key: 'state/lock.json',
-        Body: JSON.stringify({
-          owner: 'dead',
-          expiresAt: new Date(Date.now() - 1000).toISOString(),
-        }),
+        Body: JSON.stringify({ owner: 'dead', leaseMs: 2_000, marginMs: 500 }),
       }),
     );
+    await new Promise((r) => setTimeout(r, 2_000 + 500 + 1_500));
     expect(await handler()({})).toMatchObject({ skipped: false, minted: 4 });
   });
 
@@ -687,10 +688,7 @@ describe('overlapping runs', () => {
       new PutObjectCommand({
         Bucket: TOKEN_BUCKET,
         Key: 'state/lock.json',
-        Body: JSON.stringify({
-          owner: 'live',
-          expiresAt: new Date(Date.now() + 60_000).toISOString(),
-        }),
+        Body: JSON.stringify({ owner: 'live', leaseMs: 60_000, marginMs: 10_000 }),
       }),
     );
     expect(await handler()({})).toEqual({ skipped: true });

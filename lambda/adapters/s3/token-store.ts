@@ -17,10 +17,11 @@ import {
   PutObjectCommand,
   type S3Client,
 } from '@aws-sdk/client-s3';
+import type { LeaseFence } from '../../core/lease.js';
 import { buildTokenBucketPolicy, OWNER_TAG_KEY } from '../../core/policy.js';
 import type { TokenDocument, TokenStore, TrustMaterial } from '../../core/ports.js';
 import { isTokenKey, type Partition, type Principal } from '../../core/principal.js';
-import { StoreError } from '../../errors.js';
+import { LeaseExpiredError, StoreError } from '../../errors.js';
 import { awsErrorCode, describeAwsError } from '../aws.js';
 import { joinKey, readText, type S3Location } from './shared.js';
 
@@ -29,6 +30,38 @@ export interface S3TokenStoreOptions {
   /** Roles or users allowed to write the bucket (the minter); everyone else is denied. */
   readonly minterArns: readonly string[];
   readonly partition: Partition;
+  /**
+   * The run's lease: checked before every write attempt, the SDK's retries included, so no
+   * write starts once the lease is ending (lambda/core/lease.ts). Without one, writes are
+   * not fenced (a store used outside a locked run).
+   */
+  readonly fence?: LeaseFence;
+}
+
+type WriteCommand = PutObjectCommand | DeleteObjectCommand | PutBucketPolicyCommand;
+type Next = (args: unknown) => Promise<unknown>;
+
+/**
+ * Adds the lease check to a write command, right after the SDK's retry middleware: it runs
+ * before each attempt, so a retry after a stall is refused like a first attempt.
+ */
+function fenced<C extends WriteCommand>(command: C, fence: LeaseFence | undefined): C {
+  if (!fence) return command;
+  // The three commands' middleware stacks have the same shape; TypeScript cannot unify them.
+  const stack = command.middlewareStack as unknown as {
+    addRelativeTo(
+      middleware: (next: Next) => Next,
+      options: { relation: 'after'; toMiddleware: string; name: string },
+    ): void;
+  };
+  stack.addRelativeTo(
+    (next) => async (args) => {
+      fence.check();
+      return next(args);
+    },
+    { relation: 'after', toMiddleware: 'retryMiddleware', name: 'regtokenLeaseFence' },
+  );
+  return command;
 }
 
 /**
@@ -86,16 +119,20 @@ export class S3TokenStore implements TokenStore {
   async putToken(key: string, doc: TokenDocument, owner: Principal): Promise<void> {
     try {
       await this.s3.send(
-        new PutObjectCommand({
-          Bucket: this.at.bucket,
-          Key: this.key(key),
-          Body: `${JSON.stringify(doc, null, 2)}\n`,
-          ContentType: 'application/json',
-          CacheControl: 'no-store',
-          Tagging: `${OWNER_TAG_KEY}=${encodeURIComponent(owner.arn)}`,
-        }),
+        fenced(
+          new PutObjectCommand({
+            Bucket: this.at.bucket,
+            Key: this.key(key),
+            Body: `${JSON.stringify(doc, null, 2)}\n`,
+            ContentType: 'application/json',
+            CacheControl: 'no-store',
+            Tagging: `${OWNER_TAG_KEY}=${encodeURIComponent(owner.arn)}`,
+          }),
+          this.options.fence,
+        ),
       );
     } catch (err) {
+      if (err instanceof LeaseExpiredError) throw err;
       throw new StoreError(describeAwsError(err, this.locate(key)), { cause: err });
     }
   }
@@ -103,9 +140,15 @@ export class S3TokenStore implements TokenStore {
   /** Deletes a token object. Only the minters may write the bucket, so every one is regtoken's. */
   async deleteToken(key: string): Promise<boolean> {
     try {
-      await this.s3.send(new DeleteObjectCommand({ Bucket: this.at.bucket, Key: this.key(key) }));
+      await this.s3.send(
+        fenced(
+          new DeleteObjectCommand({ Bucket: this.at.bucket, Key: this.key(key) }),
+          this.options.fence,
+        ),
+      );
       return true;
     } catch (err) {
+      if (err instanceof LeaseExpiredError) throw err;
       throw new StoreError(describeAwsError(err, this.locate(key)), { cause: err });
     }
   }
@@ -139,18 +182,22 @@ export class S3TokenStore implements TokenStore {
             : (await readText(this.s3, this.at.bucket, this.key(f.key)))?.text;
         if (current === f.body) return;
         await this.s3.send(
-          new PutObjectCommand({
-            Bucket: this.at.bucket,
-            Key: this.key(f.key),
-            Body: f.body,
-            ContentType: f.type,
-          }),
+          fenced(
+            new PutObjectCommand({
+              Bucket: this.at.bucket,
+              Key: this.key(f.key),
+              Body: f.body,
+              ContentType: f.type,
+            }),
+            this.options.fence,
+          ),
         );
         if (f.key === 'trust/bundle.pem') this.#bundleRead = { text: f.body };
       }),
     );
     // Both files are tried; the first failure (in file order) is reported.
     results.forEach((r, i) => {
+      if (r.status === 'rejected' && r.reason instanceof LeaseExpiredError) throw r.reason;
       if (r.status === 'rejected')
         throw new StoreError(describeAwsError(r.reason, this.locate(files[i]?.key ?? '')), {
           cause: r.reason,
@@ -184,8 +231,14 @@ export class S3TokenStore implements TokenStore {
     }
     if (current !== undefined && samePolicy(current, policy)) return;
     try {
-      await this.s3.send(new PutBucketPolicyCommand({ Bucket: this.at.bucket, Policy: policy }));
+      await this.s3.send(
+        fenced(
+          new PutBucketPolicyCommand({ Bucket: this.at.bucket, Policy: policy }),
+          this.options.fence,
+        ),
+      );
     } catch (err) {
+      if (err instanceof LeaseExpiredError) throw err;
       throw new StoreError(describeAwsError(err, `s3://${this.at.bucket} (bucket policy)`), {
         cause: err,
       });

@@ -1,0 +1,383 @@
+/**
+ * The run lock against moto_server, with the fault proxy in front: runs that stall past their
+ * lease, runs whose clock is wrong, and the sequences that once brought a revoked token back or
+ * minted tokens not valid yet. Each sequence ends with the revoked principal's token absent and
+ * no token valid only in the future.
+ *
+ * A stall is made where it happens in real runs: inside the run (here: the signature of one
+ * token waits until the test lets it go, as a paused process or a slow KMS call would). A wrong
+ * clock is made by faking the test process's Date (jest fake timers, Date only): the run's own
+ * idea of the time, nothing else.
+ */
+
+import { Logger } from '@aws-lambda-powertools/logger';
+import { Metrics } from '@aws-lambda-powertools/metrics';
+import { CreateRoleCommand, CreateUserCommand, IAMClient } from '@aws-sdk/client-iam';
+import { CreateKeyCommand, KMSClient } from '@aws-sdk/client-kms';
+import {
+  CreateBucketCommand,
+  GetObjectCommand,
+  ListObjectsV2Command,
+  PutBucketVersioningCommand,
+  PutObjectCommand,
+  S3Client,
+} from '@aws-sdk/client-s3';
+import {
+  afterAll,
+  afterEach,
+  beforeAll,
+  beforeEach,
+  describe,
+  expect,
+  it,
+  jest,
+} from '@jest/globals';
+import { AwsClients } from '../../lambda/adapters/aws.js';
+import { S3RunLock } from '../../lambda/adapters/s3/run-lock.js';
+import { S3TokenStore } from '../../lambda/adapters/s3/token-store.js';
+import { Lease, LeaseFence } from '../../lambda/core/lease.js';
+import { noMetrics, type Signer, silentLogger } from '../../lambda/core/ports.js';
+import { decodeClaims } from '../../lambda/core/token.js';
+import { LeaseExpiredError } from '../../lambda/errors.js';
+import { createHandler } from '../../lambda/handler.js';
+import { mintExclusive } from '../../lambda/mint.js';
+import { type RunSettings, wire } from '../../lambda/run.js';
+import { type FaultProxy, startFaultProxy } from '../helpers/fault-proxy.js';
+import { applyAwsTestEnv, type Moto, startMoto } from '../helpers/moto.js';
+
+const ACCOUNT = '123456789012'; // moto's account
+const CONFIG_BUCKET = 'regtoken-config';
+const TOKEN_BUCKET = 'regtoken-tokens';
+const MINTER = `arn:aws:iam::${ACCOUNT}:role/regtoken-minter`;
+const ARN = {
+  ci: `arn:aws:iam::${ACCOUNT}:role/ci-runner`,
+  alice: `arn:aws:iam::${ACCOUNT}:user/alice`,
+} as const;
+const KEY = {
+  ci: `tokens/${ACCOUNT}/role/ci-runner.json`,
+  alice: `tokens/${ACCOUNT}/user/alice.json`,
+} as const;
+/** The registry's leeway on nbf: a token valid later than now + this is refused. */
+const LEEWAY_MS = 60_000;
+
+const grants = (withAlice: boolean) => `version: 1
+registry: {host: registry.test, service: registry.test, issuer: regtoken}
+tokenTtl: 1h
+grants:
+  - principal: ${ARN.ci}
+    access: [{repository: team-a/app, actions: [pull, push]}]
+${withAlice ? `  - principal: ${ARN.alice}\n    access: [{repository: team-a/app, actions: [pull]}]\n` : ''}`;
+
+let moto: Moto;
+let proxy: FaultProxy;
+let restoreEnv: () => void;
+let s3: S3Client;
+let kmsKeyArn: string;
+
+const settings = (over: Partial<RunSettings> = {}): RunSettings => ({
+  config: `s3://${CONFIG_BUCKET}/grants.yaml`,
+  out: `s3://${TOKEN_BUCKET}`,
+  signingKey: `kms:${kmsKeyArn}`,
+  repositories: undefined,
+  minterArns: [MINTER],
+  trustedKeys: [],
+  signingMode: undefined,
+  lockLease: '2m',
+  ...over,
+});
+
+const quiet = () => ({
+  logger: new Logger({ serviceName: 'regtoken', logLevel: 'SILENT' }),
+  metrics: new Metrics({ namespace: 'regtoken', serviceName: 'regtoken', singleMetric: false }),
+});
+
+/** One scheduled run of the Lambda handler. */
+function handlerRun(over: Partial<RunSettings> = {}) {
+  return createHandler({ settings: () => settings(over), aws: new AwsClients(), ...quiet() })({});
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * A run like the handler's, whose signature of `stallOn`'s token waits for `go()`: `stalled`
+ * resolves when the run reaches it. The run's S3 requests time out after `requestTimeoutMs`.
+ */
+function stallingRun(over: Partial<RunSettings>, stallOn: string, requestTimeoutMs = 30_000) {
+  let go: () => void = () => undefined;
+  const gate = new Promise<void>((r) => {
+    go = r;
+  });
+  let reached: () => void = () => undefined;
+  const stalled = new Promise<void>((r) => {
+    reached = r;
+  });
+  const aws = new AwsClients({ s3RequestTimeoutMs: requestTimeoutMs });
+  const { deps, lock } = wire(settings(over), { aws, logger: silentLogger, metrics: noMetrics });
+  if (!lock) throw new Error('no lock');
+  const inner = deps.signer;
+  const signer: Signer = {
+    prepare: async (window) => {
+      const key = await inner.prepare(window);
+      return {
+        ...key,
+        sign: async (input: Uint8Array) => {
+          const payload = Buffer.from(input).toString().split('.')[1] ?? '';
+          if (JSON.parse(Buffer.from(payload, 'base64url').toString()).sub === stallOn) {
+            reached();
+            await gate;
+          }
+          return key.sign(input);
+        },
+      };
+    },
+  };
+  const run = mintExclusive({ ...deps, signer }, lock);
+  run.catch(() => undefined); // awaited by the test
+  return { run, stalled, go: () => go() };
+}
+
+async function tokenKeys(): Promise<string[]> {
+  const list = await s3.send(new ListObjectsV2Command({ Bucket: TOKEN_BUCKET, Prefix: 'tokens/' }));
+  return (list.Contents ?? []).map((o) => o.Key ?? '').sort();
+}
+
+/** The nbf of every token in the bucket (ms). */
+async function notBefore(): Promise<number[]> {
+  const out: number[] = [];
+  for (const key of await tokenKeys()) {
+    const r = await s3.send(new GetObjectCommand({ Bucket: TOKEN_BUCKET, Key: key }));
+    const doc = JSON.parse((await r.Body?.transformToString()) ?? '{}');
+    out.push((decodeClaims(doc.token)?.nbf ?? 0) * 1000);
+  }
+  return out;
+}
+
+/** Every token is valid now, by the real clock and the registry's leeway. */
+async function expectNoFutureToken(): Promise<void> {
+  const limit = Date.now() + LEEWAY_MS;
+  for (const nbf of await notBefore()) expect(nbf).toBeLessThanOrEqual(limit);
+}
+
+async function putConfig(withAlice: boolean): Promise<void> {
+  await s3.send(
+    new PutObjectCommand({ Bucket: CONFIG_BUCKET, Key: 'grants.yaml', Body: grants(withAlice) }),
+  );
+}
+
+/** Waits until the proxy sees a request matching `re` after index `from`. */
+async function seen(re: RegExp, from: number, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!proxy.seen.slice(from).some((l) => re.test(l))) {
+    if (Date.now() > deadline) throw new Error(`no request matching ${re} within ${timeoutMs} ms`);
+    await sleep(20);
+  }
+}
+
+beforeAll(async () => {
+  moto = await startMoto();
+  proxy = await startFaultProxy(moto.endpoint);
+  restoreEnv = applyAwsTestEnv(proxy.endpoint);
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
+}, 60_000);
+
+afterAll(async () => {
+  restoreEnv?.();
+  await proxy?.stop();
+  await moto?.stop();
+});
+
+beforeEach(async () => {
+  await moto.reset();
+  proxy.policies.clear();
+  proxy.setRules([]);
+  proxy.hits.clear(); // counts per test, whatever ran before
+  s3 = new S3Client({});
+  const iam = new IAMClient({});
+  for (const b of [CONFIG_BUCKET, TOKEN_BUCKET])
+    await s3.send(new CreateBucketCommand({ Bucket: b }));
+  await s3.send(
+    new PutBucketVersioningCommand({
+      Bucket: CONFIG_BUCKET,
+      VersioningConfiguration: { Status: 'Enabled' },
+    }),
+  );
+  const trust = JSON.stringify({ Version: '2012-10-17', Statement: [] });
+  for (const name of ['ci-runner', 'regtoken-minter'])
+    await iam.send(new CreateRoleCommand({ RoleName: name, AssumeRolePolicyDocument: trust }));
+  await iam.send(new CreateUserCommand({ UserName: 'alice' }));
+  const key = await new KMSClient({}).send(
+    new CreateKeyCommand({ KeySpec: 'ECC_NIST_P256', KeyUsage: 'SIGN_VERIFY' }),
+  );
+  kmsKeyArn = key.KeyMetadata?.Arn ?? '';
+  await putConfig(true);
+  expect(await handlerRun()).toMatchObject({ skipped: false, minted: 2 });
+  expect(await tokenKeys()).toEqual([KEY.ci, KEY.alice].sort());
+}, 60_000);
+
+afterEach(() => {
+  jest.useRealTimers();
+});
+
+describe('the conditional write that takes the lock', () => {
+  const LOCK = 'state/lock.json';
+  const racer = (i: number) =>
+    new S3RunLock(new S3Client({}), TOKEN_BUCKET, LOCK, `racer-${i}`, {
+      leaseMs: 60_000,
+      marginMs: 500,
+      fence: new LeaseFence(),
+    });
+  const putLock = (body: object) =>
+    s3.send(new PutObjectCommand({ Bucket: TOKEN_BUCKET, Key: LOCK, Body: JSON.stringify(body) }));
+
+  it.each([
+    ['absent (If-None-Match: *)', async () => undefined],
+    ['given back (If-Match)', async () => putLock({ owner: 'earlier', released: true })],
+    [
+      'run out (If-Match, after waiting out the margin)',
+      async () => {
+        await putLock({ owner: 'dead', leaseMs: 1_000, marginMs: 500 });
+        await sleep(1_000 + 500 + 1_500); // Last-Modified has 1 s resolution
+      },
+    ],
+  ])(
+    'lets exactly one of 8 racing runs take a lock %s',
+    async (_name, before) => {
+      await before();
+      const leases = await Promise.all(Array.from({ length: 8 }, (_, i) => racer(i).acquire()));
+      expect(leases.filter((l) => l !== undefined)).toHaveLength(1);
+      const r = await s3.send(new GetObjectCommand({ Bucket: TOKEN_BUCKET, Key: LOCK }));
+      const winner = JSON.parse((await r.Body?.transformToString()) ?? '{}').owner;
+      expect(winner).toMatch(/^racer-[0-7]$/);
+    },
+    30_000,
+  );
+});
+
+describe('the fence on writes', () => {
+  it('checks the lease before every attempt, so a retry after the deadline is never sent', async () => {
+    // The first check finds the lease live; any later one finds it over (an injected clock).
+    let checks = 0;
+    const fence = new LeaseFence();
+    fence.arm(
+      new Lease({
+        sentAt: 0,
+        receivedAt: 0,
+        serverAt: Date.now(),
+        leaseMs: 60_000,
+        marginMs: 10_000,
+        where: `s3://${TOKEN_BUCKET}/state/lock.json`,
+        monotonic: () => (checks++ === 0 ? 0 : 60_000),
+      }),
+    );
+    const store = new S3TokenStore(
+      new AwsClients().s3,
+      { bucket: TOKEN_BUCKET, key: '' },
+      {
+        minterArns: [MINTER],
+        partition: 'aws',
+        fence,
+      },
+    );
+    // S3 answers the first attempt with 503 SlowDown, which the SDK retries.
+    proxy.setRules([{ method: 'PUT', path: /\/tokens\//, status: 503, times: 1 }]);
+    const from = proxy.seen.length;
+    const doc = {
+      principal: ARN.ci,
+      registry: 'r',
+      token: 'x',
+      issuedAt: '',
+      expiresAt: '',
+      access: [],
+    };
+    const principal = {
+      arn: ARN.ci,
+      partition: 'aws',
+      account: ACCOUNT,
+      type: 'role',
+      path: '/',
+      name: 'ci-runner',
+    } as const;
+    await expect(store.putToken(KEY.ci, doc, principal)).rejects.toBeInstanceOf(LeaseExpiredError);
+    expect(proxy.seen.slice(from).filter((l) => l.startsWith('PUT '))).toHaveLength(1);
+  });
+});
+
+describe('a run that stalls past its lease', () => {
+  it('cannot bring back a token that the run which took over revoked', async () => {
+    // A 8 s lease; S3 requests of run A time out after 1 s, so it keeps the last 2 s of its
+    // lease free of writes, and a takeover waits 2 s more.
+    const a = stallingRun({ lockLease: '8s' }, ARN.alice, 1_000);
+    await a.stalled;
+    // Past A's lease and margin by any clock (Last-Modified has 1 s resolution).
+    await sleep(8_000 + 2_000 + 1_500);
+    await putConfig(false); // alice is revoked
+    const b = await handlerRun();
+    expect(b).toMatchObject({ skipped: false, removed: 1 });
+    expect(await tokenKeys()).toEqual([KEY.ci]);
+
+    // A resumes. Whatever it does next, the moment it gives the lock back (held here so the
+    // bucket can be looked at) alice's token must still be gone.
+    let letRelease: () => void = () => undefined;
+    const held = new Promise<void>((r) => {
+      letRelease = r;
+    });
+    const from = proxy.seen.length;
+    proxy.setRules([{ method: 'PUT', path: /\/state\/lock\.json/, hold: held, times: 1 }]);
+    a.go();
+    await seen(/^PUT \S*\/state\/lock\.json/, from);
+    expect(await tokenKeys()).toEqual([KEY.ci]);
+    letRelease();
+    await expect(a.run).rejects.toMatchObject({ code: 'LEASE_EXPIRED' });
+
+    expect(await tokenKeys()).toEqual([KEY.ci]);
+    await expectNoFutureToken();
+  }, 60_000);
+});
+
+describe('a run whose clock is wrong', () => {
+  /** This process's clock, `offsetMs` off; only Date is faked, timers run for real. */
+  const skewClock = (offsetMs: number) =>
+    jest.useFakeTimers({
+      now: Date.now() + offsetMs,
+      advanceTimers: true,
+      doNotFake: [
+        'hrtime',
+        'nextTick',
+        'performance',
+        'queueMicrotask',
+        'setImmediate',
+        'clearImmediate',
+        'setInterval',
+        'clearInterval',
+        'setTimeout',
+        'clearTimeout',
+      ],
+    });
+
+  it('neither takes over a live lease nor mints tokens valid only later', async () => {
+    // A holds the lock (a 2 m lease) and stalls on alice's token.
+    const a = stallingRun({}, ARN.alice);
+    await a.stalled;
+    await putConfig(false); // alice is revoked while A runs
+
+    // B's clock is 20 minutes ahead: by its clock A's lease ran out long ago.
+    skewClock(20 * 60_000);
+    const b = await handlerRun();
+    jest.useRealTimers();
+    expect(b).toEqual({ skipped: true });
+    await expectNoFutureToken();
+
+    // A finishes its pass, sees the new grants and mints again: alice's token goes.
+    a.go();
+    await expect(a.run).resolves.toMatchObject({ skipped: false, passes: 2 });
+    expect(await tokenKeys()).toEqual([KEY.ci]);
+    await expectNoFutureToken();
+
+    // With no lock held, a run 20 minutes ahead mints with AWS's time, not its own.
+    skewClock(20 * 60_000);
+    const c = await handlerRun();
+    jest.useRealTimers();
+    expect(c).toMatchObject({ skipped: false, minted: 1 });
+    await expectNoFutureToken();
+  }, 60_000);
+});
