@@ -69,6 +69,8 @@ export async function mintExclusive(deps: MintDeps, lock: RunLock): Promise<Excl
   // A bad grants file must leave the store exactly as it was, lock object included: check it
   // before taking the lock (the run reads it again under the lock, to mint the latest).
   await loadGrants(deps.config, deps.grantsCache);
+  // Likewise a store this run may not write at all (a bucket serving another token store).
+  await deps.store.claim?.();
   let last: MintResult | undefined;
   for (let pass = 1; pass <= MAX_PASSES; pass++) {
     const lease = await lock.acquire();

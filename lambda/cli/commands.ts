@@ -156,7 +156,7 @@ and publishes the trust bundle for the registry's auth.token.rootcertbundle (a f
 OUT/trust-bundle.pem and OUT/jwks.json; S3: OUT/trust/bundle.pem and OUT/trust/jwks.json).
 Tokens of principals no longer in the file are removed. A grants file that fails validation
 writes nothing. Into S3, regtoken also checks principals against IAM, writes the bucket policy
-(REGTOKEN_MINTER_ARNS) and holds a run lock.
+(REGTOKEN_MINTER_ARNS) and holds a run lock; a bucket holds one token store (one PREFIX).
 
 Options:
   --config FILE          grants file or s3:// object (env REGTOKEN_CONFIG)

@@ -203,8 +203,48 @@ export function buildTokenBucketPolicy(input: TokenBucketPolicyInput): PolicyDoc
       Resource: [bucketArn, objectsArn],
       Condition: notMinter,
     },
+    {
+      // An access point has a policy of its own, which the statements above do not see:
+      // requests through one (they carry s3:DataAccessPointArn) are refused outright, so
+      // creating an access point on this bucket can delegate nothing. Nobody needs one here.
+      Sid: 'DenyAccessPoints',
+      Effect: 'Deny',
+      Principal: '*',
+      Action: ['s3:*'],
+      Resource: [bucketArn, objectsArn],
+      Condition: { Null: { 's3:DataAccessPointArn': 'false' } },
+    },
   );
   return { Version: '2012-10-17', Statement: statements };
+}
+
+/** The Sid that marks a bucket policy as a regtoken token store's (see {@link storePrefixOf}). */
+const STORE_MARKER_SID = 'DenyOtherTokens';
+
+/**
+ * The prefix of the token store a bucket policy protects, when it is a regtoken policy (built
+ * by {@link buildTokenBucketPolicy}); undefined for any other policy or text. A bucket policy
+ * covers one store: a second prefix in the same bucket would replace it, leaving the first
+ * store's tokens open to the bucket's other readers.
+ */
+export function storePrefixOf(policyText: string, bucket: string): string | undefined {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(policyText);
+  } catch {
+    return undefined;
+  }
+  const statements = (doc as { Statement?: unknown })?.Statement;
+  if (!Array.isArray(statements)) return undefined;
+  const marker = statements.find((st) => (st as { Sid?: unknown })?.Sid === STORE_MARKER_SID) as
+    | { Resource?: unknown }
+    | undefined;
+  const resources = marker?.Resource;
+  const resource = Array.isArray(resources) ? resources[0] : resources;
+  if (typeof resource !== 'string') return undefined;
+  const m = /^arn:[a-z-]+:s3:::([^/]+)\/(.*)tokens\/\*$/.exec(resource);
+  if (!m || m[1] !== bucket) return undefined;
+  return (m[2] ?? '').replace(/\/$/, '');
 }
 
 /**

@@ -64,6 +64,11 @@ export interface TokenStore {
   /** Publishes the trust material; returns where the bundle and JWKS are. */
   publishTrust(trust: TrustMaterial): Promise<{ bundle: string; jwks: string }>;
   /**
+   * Checks, before the run takes its lock or writes anything, that it may write here at all
+   * (on S3: the bucket serves no other token store); throws a user-facing error otherwise.
+   */
+  claim?(): Promise<void>;
+  /**
    * Makes each token readable by its owner only, for owners in these accounts. Stores whose
    * access control is not policy-based (a local folder) leave it out.
    */

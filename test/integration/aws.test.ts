@@ -472,6 +472,54 @@ describe('the CLI runs the same code against S3 and KMS', () => {
   });
 });
 
+describe('two token stores in one bucket', () => {
+  const READER = `arn:aws:iam::${ACCOUNT}:role/read-only`;
+  /** A same-account role allowed to read everything by IAM, reading prod's ci token. */
+  const readerReadsProd = async () =>
+    decideS3({
+      bucketPolicy: JSON.parse(proxy.policies.get(TOKEN_BUCKET) ?? '{}'),
+      bucket: TOKEN_BUCKET,
+      bucketAccount: ACCOUNT,
+      principal: READER,
+      principalArn: READER,
+      action: 's3:GetObject',
+      key: `prod/${KEY.ci}`,
+      ownerTag: ARN.ci,
+      identityPolicies: [allow(['s3:Get*', 's3:List*'], '*')],
+    });
+
+  it.each([
+    ['prod', 'staging'],
+    ['staging', 'prod'],
+  ])(
+    'a run into %s, then one into %s: the second is refused and writes nothing',
+    async (first, second) => {
+      expect(await handler({ out: `s3://${TOKEN_BUCKET}/${first}` })({})).toMatchObject({
+        skipped: false,
+        minted: 4,
+      });
+      const before = await bucketState();
+      const err = await handler({ out: `s3://${TOKEN_BUCKET}/${second}` })({}).catch(
+        (e: unknown) => e,
+      );
+      // The attack: had the second run replaced the policy, a role with read rights on *
+      // would read prod's tokens.
+      if (first === 'prod') expect(await readerReadsProd()).toBe('ExplicitlyDenied');
+      expect(err).toMatchObject({
+        code: 'STORE',
+        message: `s3://${TOKEN_BUCKET}/${second}: the bucket already serves the token store at s3://${TOKEN_BUCKET}/${first} (its bucket policy protects that one only); one bucket holds one token store: use another bucket for this one (docs/aws.md)`,
+      });
+      // Nothing of the second store exists, not even its lock; the policy is still the first's.
+      expect(await bucketState()).toEqual(before);
+      // The first store goes on minting.
+      expect(await handler({ out: `s3://${TOKEN_BUCKET}/${first}` })({})).toMatchObject({
+        skipped: false,
+        minted: 4,
+      });
+    },
+  );
+});
+
 describe('only the owner can read its token (policy as written, independent evaluator)', () => {
   let policy: unknown;
   beforeEach(async () => {

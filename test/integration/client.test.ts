@@ -31,6 +31,7 @@ import {
 import { CreateKeyCommand, KMSClient } from '@aws-sdk/client-kms';
 import {
   CreateBucketCommand,
+  DeleteBucketPolicyCommand,
   GetObjectCommand,
   GetObjectTaggingCommand,
   PutObjectCommand,
@@ -402,6 +403,9 @@ describe('login as an assumed-role session', () => {
   });
 
   it('reads the location from the config file, with a prefix', async () => {
+    // The bucket serves the store at its root; one bucket holds one store, so moving the store
+    // to a prefix starts by deleting the bucket policy (docs/aws.md).
+    await s3.send(new DeleteBucketPolicyCommand({ Bucket: TOKEN_BUCKET }));
     await mint({ out: `${FROM}/prod` });
     const dir = join(home, '.config', 'regtoken');
     mkdirSync(dir, { recursive: true });

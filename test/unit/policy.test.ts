@@ -30,6 +30,7 @@ import {
   MAX_BUCKET_POLICY_BYTES,
   type PolicyDocument,
   policyBytes,
+  storePrefixOf,
   type TokenBucketPolicyInput,
 } from '../../lambda/core/policy.js';
 import { parsePrincipal, tokenKey } from '../../lambda/core/principal.js';
@@ -406,13 +407,14 @@ describe('Block Public Access', () => {
 });
 
 describe('buildTokenBucketPolicy', () => {
-  it('has the five statements in a fixed order', () => {
+  it('has the six statements in a fixed order', () => {
     expect(POLICY.Statement.map((s) => s.Sid)).toEqual([
       'TlsOnly',
       'ReadOwnToken',
       'DenyOtherTokens',
       'DenyWritesExceptMinter',
       'DenyListingExceptMinter',
+      'DenyAccessPoints',
     ]);
     expect(POLICY.Statement[1]).toMatchObject({
       Principal: { AWS: ['arn:aws:iam::111122223333:root', 'arn:aws:iam::444455556666:root'] },
@@ -518,6 +520,7 @@ describe('buildTokenBucketPolicy', () => {
       'DenyOtherTokens',
       'DenyWritesExceptMinter',
       'DenyListingExceptMinter',
+      'DenyAccessPoints',
     ]);
     expect((await decide(none, 'xRole', 'xRoleToken', 's3:GetObject', 'getTokens')).result).toBe(I);
     expect((await decide(none, 'ci', 'aliceToken', 's3:GetObject', 's3:*')).result).toBe(X);
@@ -540,5 +543,40 @@ describe('buildTokenBucketPolicy', () => {
     [{ minterArns: ['arn:aws-cn:iam::111122223333:role/m'] }, 'partition "aws-cn"'],
   ] as const)('refuses %j', (patch, message) => {
     expect(() => buildTokenBucketPolicy({ ...INPUT, ...patch })).toThrow(message);
+  });
+});
+
+describe('access points', () => {
+  // The evaluator does not model requests through access points (it ignores
+  // s3:DataAccessPointArn), so the statement is checked as written; docs/aws.md says so.
+  it('refuses every request that comes through an access point, the minter included', () => {
+    expect(POLICY.Statement.find((s) => s.Sid === 'DenyAccessPoints')).toEqual({
+      Sid: 'DenyAccessPoints',
+      Effect: 'Deny',
+      Principal: '*',
+      Action: ['s3:*'],
+      Resource: [`arn:aws:s3:::${BUCKET}`, `arn:aws:s3:::${BUCKET}/*`],
+      Condition: { Null: { 's3:DataAccessPointArn': 'false' } },
+    });
+  });
+});
+
+describe('storePrefixOf: which token store a bucket policy protects', () => {
+  const policyFor = (prefix: string) =>
+    JSON.stringify(buildTokenBucketPolicy({ ...INPUT, prefix }));
+  it.each([
+    ['the root store', policyFor(''), BUCKET, ''],
+    ['a store under a prefix', policyFor('prod'), BUCKET, 'prod'],
+    ['a store under a deeper prefix', policyFor('a/b'), BUCKET, 'a/b'],
+    ["another bucket's policy", policyFor('prod'), 'other-bucket', undefined],
+    [
+      "a policy that is not regtoken's",
+      JSON.stringify({ Version: '2012-10-17', Statement: [{ Sid: 'X', Effect: 'Allow' }] }),
+      BUCKET,
+      undefined,
+    ],
+    ['no JSON', 'not json', BUCKET, undefined],
+  ])('%s', (_name, text, bucket, prefix) => {
+    expect(storePrefixOf(text, bucket)).toBe(prefix);
   });
 });

@@ -18,7 +18,7 @@ import {
   type S3Client,
 } from '@aws-sdk/client-s3';
 import type { LeaseFence } from '../../core/lease.js';
-import { buildTokenBucketPolicy, OWNER_TAG_KEY } from '../../core/policy.js';
+import { buildTokenBucketPolicy, OWNER_TAG_KEY, storePrefixOf } from '../../core/policy.js';
 import type { TokenDocument, TokenStore, TrustMaterial } from '../../core/ports.js';
 import { isTokenKey, type Partition, type Principal } from '../../core/principal.js';
 import { LeaseExpiredError, StoreError } from '../../errors.js';
@@ -206,9 +206,40 @@ export class S3TokenStore implements TokenStore {
     return { bundle: this.locate('trust/bundle.pem'), jwks: this.locate('trust/jwks.json') };
   }
 
+  /** The bucket policy now, or undefined when the bucket has none. */
+  private async currentPolicy(): Promise<string | undefined> {
+    try {
+      return (await this.s3.send(new GetBucketPolicyCommand({ Bucket: this.at.bucket }))).Policy;
+    } catch (err) {
+      if (awsErrorCode(err) === 'NoSuchBucketPolicy') return undefined;
+      throw new StoreError(describeAwsError(err, `s3://${this.at.bucket} (bucket policy)`), {
+        cause: err,
+      });
+    }
+  }
+
+  /**
+   * Refuses to serve a second token store from one bucket: its policy protects one prefix, so
+   * minting another would replace it and leave the first store's tokens open to the bucket's
+   * other readers (and deny the first store's minter its writes).
+   */
+  private refuseOtherStore(policy: string | undefined): void {
+    const other = policy === undefined ? undefined : storePrefixOf(policy, this.at.bucket);
+    if (other === undefined || other === this.at.key) return;
+    const otherAt = `s3://${this.at.bucket}${other ? `/${other}` : ''}`;
+    throw new StoreError(
+      `${this.locate('').replace(/\/$/, '')}: the bucket already serves the token store at ${otherAt} (its bucket policy protects that one only); one bucket holds one token store: use another bucket for this one (docs/aws.md)`,
+    );
+  }
+
+  async claim(): Promise<void> {
+    this.refuseOtherStore(await this.currentPolicy());
+  }
+
   /**
    * Writes the bucket policy for these reader accounts when it differs from the current one.
-   * The policy is built from scratch every time (a deleted principal never lingers in it).
+   * The policy is built from scratch every time (a deleted principal never lingers in it); a
+   * policy of another token store is never replaced.
    */
   async applyReadPolicy(readerAccounts: readonly string[]): Promise<void> {
     const policy = JSON.stringify(
@@ -220,15 +251,8 @@ export class S3TokenStore implements TokenStore {
         minterArns: this.options.minterArns,
       }),
     );
-    let current: string | undefined;
-    try {
-      current = (await this.s3.send(new GetBucketPolicyCommand({ Bucket: this.at.bucket }))).Policy;
-    } catch (err) {
-      if (awsErrorCode(err) !== 'NoSuchBucketPolicy')
-        throw new StoreError(describeAwsError(err, `s3://${this.at.bucket} (bucket policy)`), {
-          cause: err,
-        });
-    }
+    const current = await this.currentPolicy();
+    this.refuseOtherStore(current);
     if (current !== undefined && samePolicy(current, policy)) return;
     try {
       await this.s3.send(
