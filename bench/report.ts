@@ -179,7 +179,8 @@ export function checkTargets(r: BenchResult): TargetCheck[] {
 }
 
 /** A Markdown table with padded columns, as the repository's formatter (biome) writes them. */
-function table(head: readonly string[], rows: readonly (readonly string[])[]): string {
+/** A Markdown table with padded columns. */
+export function table(head: readonly string[], rows: readonly (readonly string[])[]): string {
   const widths = head.map((h, i) => Math.max(3, h.length, ...rows.map((r) => (r[i] ?? '').length)));
   const line = (cells: readonly string[]) =>
     `| ${cells.map((c, i) => c.padEnd(widths[i] ?? 0)).join(' | ')} |`;
@@ -439,20 +440,28 @@ export function renderMarkdown(r: BenchResult): string {
 export const BEGIN = '<!-- bench:results:begin (written by npm run bench; do not edit by hand) -->';
 export const END = '<!-- bench:results:end -->';
 
-/** Replaces the results section of `file` (between the markers), or creates the file. */
-export function writeResults(file: string, markdown: string): void {
-  const section = `${BEGIN}\n\n${markdown}\n\n${END}`;
+/**
+ * Replaces the section of `file` between `markers` (default: the mint results'), or appends
+ * it; creates the file when there is none.
+ */
+export function writeResults(
+  file: string,
+  markdown: string,
+  markers: { begin: string; end: string } = { begin: BEGIN, end: END },
+): void {
+  const { begin, end: finish } = markers;
+  const section = `${begin}\n\n${markdown}\n\n${finish}`;
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
   } catch {
-    text = `# Performance\n\n${BEGIN}\n${END}\n`;
+    text = `# Performance\n\n${begin}\n${finish}\n`;
   }
-  const start = text.indexOf(BEGIN);
-  const end = text.indexOf(END);
+  const start = text.indexOf(begin);
+  const end = text.indexOf(finish);
   const next =
     start >= 0 && end > start
-      ? `${text.slice(0, start)}${section}${text.slice(end + END.length)}`
+      ? `${text.slice(0, start)}${section}${text.slice(end + finish.length)}`
       : `${text.trimEnd()}\n\n${section}\n`;
   writeFileSync(file, next);
 }

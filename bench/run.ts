@@ -10,6 +10,8 @@
  *   --profile                CPU-profile every measured child into .bench/profiles/
  *   --realm-seconds 20       seconds per concurrency level of the token endpoint's load test
  *                            (0 leaves it out)
+ *   --helper                 only the credential helper's cold and warm latency (bench/helper.ts);
+ *                            the default run (no --sizes) measures it too
  *
  * Each measurement runs in a fresh child process (peak RSS per size); the parent starts
  * moto_server behind the loopback fault proxy (which keeps bucket policies away from moto, see
@@ -31,6 +33,13 @@ import type { AwsSetup, E2EResult } from './e2e.js';
 import { setupAws } from './e2e.js';
 import type { EngineResult } from './engine.js';
 import { generateWorkload } from './generate.js';
+import {
+  benchHelper,
+  HELPER_BEGIN,
+  HELPER_END,
+  type HelperBenchResult,
+  renderHelperMarkdown,
+} from './helper.js';
 import { measureHostile } from './hostile.js';
 import { type LocalResult, measureLocal } from './local.js';
 import { benchRealm, renderRealm } from './realm.js';
@@ -136,7 +145,27 @@ function benchRealmLogged(seconds: number) {
   return benchRealm(ROOT, WORK, seconds);
 }
 
-export async function main(argv: readonly string[]): Promise<BenchResult> {
+/** The credential helper's bench: prints its table and writes its section of `writeTo`. */
+async function helperBench(
+  writeTo: string | undefined,
+  json: string | undefined,
+): Promise<HelperBenchResult> {
+  const m = machine(loadavg()[0] ?? 0);
+  const result = await benchHelper(log);
+  const markdown = renderHelperMarkdown(
+    result,
+    `${m.cpu}, ${m.cores} cores, Node ${m.node}, ${m.os}, moto ${m.moto}; load average (1 min) ${m.loadBefore.toFixed(2)} before, ${(loadavg()[0] ?? 0).toFixed(2)} after`,
+  );
+  process.stdout.write(`${markdown}\n`);
+  if (writeTo) {
+    writeResults(writeTo, markdown, { begin: HELPER_BEGIN, end: HELPER_END });
+    log(`credential helper results written to ${writeTo}`);
+  }
+  if (json) writeFileSync(json, JSON.stringify(result, null, 2));
+  return result;
+}
+
+export async function main(argv: readonly string[]): Promise<BenchResult | HelperBenchResult> {
   const { values } = parseArgs({
     args: [...argv],
     options: {
@@ -146,8 +175,13 @@ export async function main(argv: readonly string[]): Promise<BenchResult> {
       json: { type: 'string' },
       profile: { type: 'boolean', default: false },
       'realm-seconds': { type: 'string', default: '20' },
+      helper: { type: 'boolean', default: false },
     },
   });
+  if (values.helper) {
+    mkdirSync(WORK, { recursive: true });
+    return helperBench(values['no-write'] ? undefined : (values.write ?? DOC), values.json);
+  }
   const realmSeconds = Number(values['realm-seconds']);
   if (!Number.isFinite(realmSeconds) || realmSeconds < 0)
     throw new Error(
@@ -269,6 +303,8 @@ export async function main(argv: readonly string[]): Promise<BenchResult> {
       values.json,
       JSON.stringify({ ...result, realm, targets: checkTargets(result) }, null, 2),
     );
+  // The full run measures the credential helper too (a minute or two).
+  if (values.sizes === undefined) await helperBench(writeTo, undefined);
   return result;
 }
 

@@ -97,21 +97,55 @@ export function checkUsable(
 }
 
 /**
- * Client dependencies for a token location `s3://TOKEN_BUCKET[/PREFIX]`, using the AWS default
- * credential chain. The S3 client follows region redirects: the token bucket may live in
- * another region than the caller's default one.
+ * The one path from "who am I" to a token that can be used now: asks STS who the caller is,
+ * reads the caller's own token document and checks it (owner, registry when `registry` is
+ * given, times). `regtoken login` and `token`, the Docker credential helper and the kubelet
+ * credential provider all get their token here.
  */
-export function awsClientDeps(from: Sourced, clock: () => Date): ClientDeps {
+export async function usableOwnToken(
+  deps: ClientDeps,
+  registry: Sourced | undefined,
+): Promise<{ fetched: Fetched; times: TokenTimes }> {
+  const fetched = await fetchOwnToken(deps, await identify(deps));
+  return { fetched, times: checkUsable(deps, fetched, registry) };
+}
+
+/** {@link ClientDeps} on AWS, plus the access key id of the credentials they resolved. */
+export interface AwsClientDeps extends ClientDeps {
+  /** Resolves the credentials (as the calls would) and returns their access key id. */
+  credentialKeyId(): Promise<string>;
+}
+
+/**
+ * Client dependencies for a token location `s3://TOKEN_BUCKET[/PREFIX]`, using the AWS default
+ * credential chain, or the named AWS `profile`. The S3 client follows region redirects: the
+ * token bucket may live in another region than the caller's default one.
+ */
+export function awsClientDeps(
+  from: Sourced,
+  clock: () => Date,
+  options: { profile?: string | undefined } = {},
+): AwsClientDeps {
   if (!isS3Url(from.value))
     throw new UsageError(
       `${from.source}: ${quote(from.value)} is not a token location (expected s3://TOKEN_BUCKET[/PREFIX])`,
     );
   const at = parseS3Url(from.value, 'prefix');
-  const aws = new AwsClients();
-  const s3 = new S3Client({ maxAttempts: MAX_ATTEMPTS, followRegionRedirects: true });
+  const aws = new AwsClients({ profile: options.profile });
+  const s3 = new S3Client({
+    maxAttempts: MAX_ATTEMPTS,
+    followRegionRedirects: true,
+    ...(options.profile === undefined ? {} : { profile: options.profile }),
+    // One resolution of credentials and region for both clients: an SSO or assume-role
+    // profile costs one AWS call to resolve, not two, and the instance metadata one visit.
+    credentials: aws.sts.config.credentials,
+    region: aws.sts.config.region,
+  });
+  const identity = new StsCallerIdentity(aws.sts);
   return {
-    identity: new StsCallerIdentity(aws.sts),
+    identity,
     source: new S3OwnTokenSource(s3, at),
     clock,
+    credentialKeyId: () => identity.accessKeyId(),
   };
 }

@@ -43,7 +43,24 @@ export const ENV_VARS = {
     "Docker's configuration directory; login writes its config.json (default ~/.docker)",
   XDG_CONFIG_HOME:
     "base directory of regtoken's user config file, XDG_CONFIG_HOME/regtoken/config.json (default ~/.config)",
-  HOME: 'your home directory, for ~/.docker and ~/.config (default: from the password database)',
+  XDG_CACHE_HOME:
+    'base directory of the token cache of docker-credential-regtoken and regtoken-credential-provider, XDG_CACHE_HOME/regtoken (default ~/.cache)',
+  AWS_PROFILE:
+    'the AWS profile (read by the AWS SDK; the credential helper also uses it to recognise you without asking AWS)',
+  AWS_ACCESS_KEY_ID:
+    'an access key (read by the AWS SDK; the credential helper keys its cache by it, never by the secret)',
+  AWS_SECRET_ACCESS_KEY:
+    "the access key's secret (read by the AWS SDK; regtoken only checks that it is set)",
+  AWS_ROLE_ARN:
+    'with AWS_WEB_IDENTITY_TOKEN_FILE, the role of a web identity (read by the AWS SDK and the credential helper)',
+  AWS_WEB_IDENTITY_TOKEN_FILE:
+    'with AWS_ROLE_ARN, a web identity token file (EKS IRSA; read by the AWS SDK and the credential helper)',
+  AWS_CONFIG_FILE: 'the AWS config file (default ~/.aws/config)',
+  AWS_SHARED_CREDENTIALS_FILE: 'the AWS credentials file (default ~/.aws/credentials)',
+  AWS_ENDPOINT_URL:
+    'another AWS endpoint (an AWS-compatible stand-in); part of the credential cache key, with AWS_ENDPOINT_URL_STS and AWS_ENDPOINT_URL_S3',
+  HOME: 'your home directory, for ~/.docker, ~/.config and ~/.cache (default: from the password database)',
+  PATH: 'where login --helper checks that Docker will find docker-credential-regtoken',
   REGTOKEN_DEBUG: 'set to 1 to print stack traces of unexpected errors',
   POWERTOOLS_SERVICE_NAME:
     "the Lambda function's service name in logs and its metrics' service dimension (default regtoken)",
@@ -53,6 +70,23 @@ export const ENV_VARS = {
 } as const;
 
 export type EnvName = keyof typeof ENV_VARS;
+
+/**
+ * The AWS SDK's own variables that decide who the caller is. The SDK reads them itself; the
+ * credential helper reads them too, to tell without an AWS call which identity a cached token
+ * belongs to (lambda/core/aws-source.ts). The secret key is never kept, only whether it is set.
+ */
+export interface AwsEnv {
+  readonly profile: string | undefined;
+  readonly accessKeyId: string | undefined;
+  readonly secretAccessKeySet: boolean;
+  readonly roleArn: string | undefined;
+  readonly webIdentityTokenFile: string | undefined;
+  readonly configFile: string | undefined;
+  readonly credentialsFile: string | undefined;
+  /** AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_STS and AWS_ENDPOINT_URL_S3 (unset ones left out). */
+  readonly endpoints: readonly string[];
+}
 
 /** Settings taken from the environment; undefined when unset or empty. */
 export interface EnvSettings {
@@ -82,7 +116,13 @@ export interface EnvSettings {
   readonly listen: string | undefined;
   readonly dockerConfig: string | undefined;
   readonly xdgConfigHome: string | undefined;
+  /** Base of the credential helper's token cache, XDG_CACHE_HOME. */
+  readonly xdgCacheHome: string | undefined;
   readonly home: string | undefined;
+  /** PATH, searched for docker-credential-regtoken by `login --helper`. */
+  readonly path: string | undefined;
+  /** What the credential helper needs to recognise the caller's AWS identity without asking AWS. */
+  readonly aws: AwsEnv;
   readonly debug: boolean;
   readonly serviceName: string;
   readonly metricsNamespace: string;
@@ -122,7 +162,22 @@ export function readEnv(env: NodeJS.ProcessEnv = process.env): EnvSettings {
     listen: value(env, 'REGTOKEN_LISTEN'),
     dockerConfig: value(env, 'DOCKER_CONFIG'),
     xdgConfigHome: value(env, 'XDG_CONFIG_HOME'),
+    xdgCacheHome: value(env, 'XDG_CACHE_HOME'),
     home: value(env, 'HOME'),
+    path: value(env, 'PATH'),
+    aws: {
+      profile: value(env, 'AWS_PROFILE'),
+      accessKeyId: value(env, 'AWS_ACCESS_KEY_ID'),
+      secretAccessKeySet: value(env, 'AWS_SECRET_ACCESS_KEY') !== undefined,
+      roleArn: value(env, 'AWS_ROLE_ARN'),
+      webIdentityTokenFile: value(env, 'AWS_WEB_IDENTITY_TOKEN_FILE'),
+      configFile: value(env, 'AWS_CONFIG_FILE'),
+      credentialsFile: value(env, 'AWS_SHARED_CREDENTIALS_FILE'),
+      // Read only as part of the cache key (the SDK reads them to configure itself).
+      endpoints: ['AWS_ENDPOINT_URL', 'AWS_ENDPOINT_URL_STS', 'AWS_ENDPOINT_URL_S3']
+        .map((name) => env[name]?.trim())
+        .filter((v): v is string => Boolean(v)),
+    },
     debug: value(env, 'REGTOKEN_DEBUG') === '1',
     serviceName: value(env, 'POWERTOOLS_SERVICE_NAME') ?? 'regtoken',
     metricsNamespace: value(env, 'POWERTOOLS_METRICS_NAMESPACE') ?? 'regtoken',

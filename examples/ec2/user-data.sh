@@ -28,7 +28,8 @@ PREFIX="$ROOT/usr/local"
 
 log() { echo "regtoken user-data: $*" >&2; }
 
-# The SDK in regtoken does not ask the instance for its region; read it once here (IMDSv2).
+# The instance's region, read once (IMDSv2): the AWS CLI needs it for the download, and the
+# env file records it (the AWS SDK in regtoken would also find it by itself).
 imds_token=$(curl -fsS --retry 5 -X PUT "$IMDS/latest/api/token" \
   -H 'X-aws-ec2-metadata-token-ttl-seconds: 300')
 region=$(curl -fsS --retry 5 -H "X-aws-ec2-metadata-token: $imds_token" \

@@ -18,6 +18,17 @@ import { EnvError, NoCredentialsError, type RegtokenError } from '../errors.js';
  */
 export const MAX_ATTEMPTS = 5;
 
+/** How every client is configured: retries, and optionally a named AWS profile. */
+export interface AwsClientOptions {
+  /**
+   * An AWS profile for credentials and region (instead of AWS_PROFILE or `default`).
+   * @default the SDK's default credential chain
+   */
+  readonly profile?: string | undefined;
+  /** See {@link S3_REQUEST_TIMEOUT_MS}; tests make it short. */
+  readonly s3RequestTimeoutMs?: number;
+}
+
 /** The SDK clients regtoken uses, created on first use. */
 export class AwsClients {
   #s3?: S3Client;
@@ -26,14 +37,19 @@ export class AwsClients {
   #sts?: STSClient;
   /** See {@link S3_REQUEST_TIMEOUT_MS}; tests make it short. */
   readonly s3RequestTimeoutMs: number;
+  readonly #config: { maxAttempts: number; profile?: string };
 
-  constructor(options: { readonly s3RequestTimeoutMs?: number } = {}) {
+  constructor(options: AwsClientOptions = {}) {
     this.s3RequestTimeoutMs = options.s3RequestTimeoutMs ?? S3_REQUEST_TIMEOUT_MS;
+    this.#config = {
+      maxAttempts: MAX_ATTEMPTS,
+      ...(options.profile === undefined ? {} : { profile: options.profile }),
+    };
   }
 
   get s3(): S3Client {
     this.#s3 ??= new S3Client({
-      maxAttempts: MAX_ATTEMPTS,
+      ...this.#config,
       requestHandler: {
         connectionTimeout: Math.min(5_000, this.s3RequestTimeoutMs),
         requestTimeout: this.s3RequestTimeoutMs,
@@ -43,15 +59,15 @@ export class AwsClients {
     return this.#s3;
   }
   get kms(): KMSClient {
-    this.#kms ??= new KMSClient({ maxAttempts: MAX_ATTEMPTS });
+    this.#kms ??= new KMSClient(this.#config);
     return this.#kms;
   }
   get iam(): IAMClient {
-    this.#iam ??= new IAMClient({ maxAttempts: MAX_ATTEMPTS });
+    this.#iam ??= new IAMClient(this.#config);
     return this.#iam;
   }
   get sts(): STSClient {
-    this.#sts ??= new STSClient({ maxAttempts: MAX_ATTEMPTS });
+    this.#sts ??= new STSClient(this.#config);
     return this.#sts;
   }
 }
@@ -124,7 +140,7 @@ export function credentialsError(err: unknown): RegtokenError | undefined {
     );
   if (/Region is missing/i.test(message))
     return new EnvError(
-      "no AWS region is set: set AWS_REGION (any region reaches the token bucket; on EC2 use the instance's)",
+      'no AWS region is set: set AWS_REGION or region in your AWS profile (any region reaches the token bucket; on EC2 the SDK asks the instance metadata)',
     );
   return undefined;
 }

@@ -16,6 +16,22 @@ export class StsCallerIdentity {
     return (await this.identity()).arn;
   }
 
+  /**
+   * The access key id of the credentials the SDK resolved for this client (the same ones its
+   * calls sign with). Resolving may itself call AWS (an SSO or assume-role profile) or the
+   * instance metadata; it calls STS for nothing.
+   */
+  async accessKeyId(): Promise<string> {
+    try {
+      return (await this.sts.config.credentials()).accessKeyId;
+    } catch (err) {
+      throw (
+        credentialsError(err) ??
+        new StoreError(describeAwsError(err, 'AWS credentials'), { cause: err })
+      );
+    }
+  }
+
   /** The caller's account. */
   async account(): Promise<string> {
     return (await this.identity()).account;

@@ -4,9 +4,7 @@
  * only, on stdout; no message, warning or error ever contains it.
  */
 
-import { homedir } from 'node:os';
 import { DockerConfigFile, dockerConfigPath } from '../adapters/docker-config.js';
-import { readUserConfig, userConfigPath } from '../adapters/user-config.js';
 import {
   awsClientDeps,
   type ClientDeps,
@@ -15,75 +13,27 @@ import {
   fetchOwnToken,
   type Identified,
   identify,
+  usableOwnToken,
 } from '../client.js';
-import { pick, type Sourced } from '../core/client-settings.js';
 import { setRegistryToken } from '../core/docker-config.js';
 import { describeOwner } from '../core/identity.js';
-import {
-  accessRows,
-  humanDuration,
-  REGISTRY_LEEWAY_SECONDS,
-  type TokenTimes,
-  utc,
-} from '../core/token-check.js';
+import { accessRows, humanDuration, type TokenTimes, utc } from '../core/token-check.js';
 import {
   AccessDeniedError,
   ClockSkewError,
   NoTokenError,
   type RegtokenError,
   TokenExpiredError,
-  UsageError,
 } from '../errors.js';
-import { type Command, type ParsedArgs, str } from './command.js';
-import { type CliContext, paint, table } from './io.js';
-
-/** Where the token is and which registry is expected, from flags, environment, config file. */
-interface ClientSettings {
-  readonly from: Sourced;
-  readonly registry: Sourced | undefined;
-  readonly home: string;
-}
-
-const CONFIG_FILE_HELP =
-  '$XDG_CONFIG_HOME/regtoken/config.json (default ~/.config/regtoken/config.json)';
-
-async function clientSettings(args: ParsedArgs, ctx: CliContext): Promise<ClientSettings> {
-  const home = ctx.env.home ?? homedir();
-  const configPath = userConfigPath({ xdgConfigHome: ctx.env.xdgConfigHome, home });
-  const file = await readUserConfig(configPath);
-  const from = pick(
-    [str(args, 'from'), '--from'],
-    [ctx.env.from, 'REGTOKEN_FROM'],
-    [file.from, configPath],
-  );
-  if (!from)
-    throw new UsageError(
-      `no token location: pass --from s3://TOKEN_BUCKET[/PREFIX], set REGTOKEN_FROM, or put {"from": "s3://TOKEN_BUCKET"} in ${configPath}`,
-    );
-  const registry = pick(
-    [str(args, 'registry'), '--registry'],
-    [ctx.env.registry, 'REGTOKEN_REGISTRY'],
-    [file.registry, configPath],
-  );
-  return { from, registry, home };
-}
+import type { Command, ParsedArgs } from './command.js';
+import { type CliContext, table, warn, warnSkew } from './io.js';
+import { loginHelper } from './login-helper.js';
+import { type ClientSettings, CONFIG_FILE_HELP, clientSettings } from './settings.js';
 
 function depsFor(settings: ClientSettings, ctx: CliContext): ClientDeps {
-  return awsClientDeps(settings.from, ctx.clock ?? (() => new Date()));
-}
-
-function warn(ctx: CliContext, message: string): void {
-  ctx.stderr.write(`${paint(ctx.color, 'yellow', 'warning:')} ${message}\n`);
-}
-
-/** Warns when this machine's clock is off by more than the registry's leeway. */
-function warnSkew(ctx: CliContext, times: TokenTimes): void {
-  const skew = times.skewSeconds;
-  if (skew !== undefined && Math.abs(skew) > REGISTRY_LEEWAY_SECONDS)
-    warn(
-      ctx,
-      `this machine's clock is ${humanDuration(Math.abs(skew))} ${skew > 0 ? 'ahead of' : 'behind'} AWS; keep it in sync (timedatectl set-ntp true)`,
-    );
+  return awsClientDeps(settings.from, ctx.clock ?? (() => new Date()), {
+    profile: settings.profile,
+  });
 }
 
 /** Fetches the caller's token and checks it can be used now: the path login and token share. */
@@ -92,25 +42,28 @@ async function usableToken(
   ctx: CliContext,
 ): Promise<{ fetched: Fetched; times: TokenTimes; settings: ClientSettings }> {
   const settings = await clientSettings(args, ctx);
-  const deps = depsFor(settings, ctx);
-  const fetched = await fetchOwnToken(deps, await identify(deps));
-  const times = checkUsable(deps, fetched, settings.registry);
+  const { fetched, times } = await usableOwnToken(depsFor(settings, ctx), settings.registry);
   return { fetched, times, settings };
 }
 
 const LOCATION_OPTIONS = `  --from s3://TOKEN_BUCKET[/PREFIX]
                      where the tokens are (env REGTOKEN_FROM; else "from" in the config file)`;
 const REGISTRY_OPTION = `  --registry HOST    fail unless the token is for registry HOST (env REGTOKEN_REGISTRY;
-                     else "registry" in the config file; default: the registry in the token)`;
+                     else "registry" in the config file; default: the registry in the token)
+  --profile NAME     read the token with this AWS profile (default: the registry's "profile"
+                     in the config file, else the AWS SDK's default chain: AWS_PROFILE, …)`;
+const PROFILE_OPTION = `  --profile NAME     read the token with this AWS profile (default: AWS_PROFILE, …)`;
 const IDENTITY_HELP = `Who you are comes from the AWS default credential chain: environment variables, AWS_PROFILE
 (including SSO), or an instance profile / task role. A role session uses its role's token.
 Config file: ${CONFIG_FILE_HELP}, e.g.
-  {"from": "s3://TOKEN_BUCKET", "registry": "registry.example.com"}`;
+  {"from": "s3://TOKEN_BUCKET", "registry": "registry.example.com",
+   "registries": {"registry.staging.example.com": {"from": "s3://STAGING", "profile": "staging"}}}`;
 
 export const login: Command = {
   name: 'login',
-  summary: 'put your own registry token into the Docker config (docker pull/push, BuildKit)',
-  help: `Usage: regtoken login [--from s3://TOKEN_BUCKET[/PREFIX]] [--registry HOST]
+  summary: 'set up Docker for the registry: your token in its config, or --helper',
+  help: `Usage: regtoken login [--helper] [--from s3://TOKEN_BUCKET[/PREFIX]] [--registry HOST]
+                      [--profile NAME]
 
 Fetches your own registry token with your AWS credentials, checks that it is valid, and writes
 it into the Docker config as auths[HOST].registrytoken, where Docker Engine and BuildKit find
@@ -120,17 +73,30 @@ $DOCKER_CONFIG/config.json (default ~/.docker/config.json), is replaced atomical
 0600; on any error it is left as it was. Prints when the token expires: run login again before
 then (docs/client.md shows a systemd timer for servers).
 
+With --helper it writes credHelpers[HOST] = "regtoken" instead: Docker then asks
+docker-credential-regtoken for a fresh token on every pull and push, so there is nothing to
+renew. It needs the registry's token endpoint (regtoken realm). HOST's token location and
+profile go into the config file (registries), where the helper finds them, and the token into
+the helper's cache. Run it again to pick up a new grant at once.
+
 ${IDENTITY_HELP}
 
 Options:
+  --helper           use the credential helper docker-credential-regtoken (credHelpers)
 ${LOCATION_OPTIONS}
 ${REGISTRY_OPTION}
 
 Exit status: 0 logged in, 1 error (no credentials, access denied, no token, expired token,
 clock skew, other registry, unreadable Docker config), 2 usage error.`,
-  options: { from: { type: 'string' }, registry: { type: 'string' } },
+  options: {
+    from: { type: 'string' },
+    registry: { type: 'string' },
+    profile: { type: 'string' },
+    helper: { type: 'boolean' },
+  },
   positionals: false,
   async run(args, ctx) {
+    if (args.values.helper) return loginHelper(await clientSettings(args, ctx), ctx);
     const { fetched, times, settings } = await usableToken(args, ctx);
     const { document } = fetched.token;
     const file = new DockerConfigFile(
@@ -144,7 +110,7 @@ clock skew, other registry, unreadable Docker config), 2 usage error.`,
     );
     if (update.changed) await file.write(update.text);
     for (const w of update.warnings) warn(ctx, w);
-    warnSkew(ctx, times);
+    warnSkew(ctx, times.skewSeconds);
     ctx.stdout.write(
       `Logged in to ${document.registry} as ${document.principal}; the token expires ${utc(
         Math.floor(times.expiresAt.getTime() / 1000),
@@ -158,7 +124,7 @@ clock skew, other registry, unreadable Docker config), 2 usage error.`,
 export const tokenCommand: Command = {
   name: 'token',
   summary: 'print your own registry token, for skopeo --registry-token, crane and scripts',
-  help: `Usage: regtoken token [--from s3://TOKEN_BUCKET[/PREFIX]] [--registry HOST]
+  help: `Usage: regtoken token [--from s3://TOKEN_BUCKET[/PREFIX]] [--registry HOST] [--profile NAME]
 
 Prints your own registry token, and nothing else, on stdout — after the same checks as login
 (not expired, clock in sync, the expected registry). For tools that take a token:
@@ -172,11 +138,11 @@ ${LOCATION_OPTIONS}
 ${REGISTRY_OPTION}
 
 Exit status: 0 token printed, 1 error (as for login), 2 usage error.`,
-  options: { from: { type: 'string' }, registry: { type: 'string' } },
+  options: { from: { type: 'string' }, registry: { type: 'string' }, profile: { type: 'string' } },
   positionals: false,
   async run(args, ctx) {
     const { fetched, times } = await usableToken(args, ctx);
-    warnSkew(ctx, times);
+    warnSkew(ctx, times.skewSeconds);
     ctx.stdout.write(`${fetched.token.document.token}\n`);
     return 0;
   },
@@ -215,7 +181,7 @@ function whoamiReport(
 export const whoami: Command = {
   name: 'whoami',
   summary: 'show who you are to AWS, where your token is, and its access and expiry',
-  help: `Usage: regtoken whoami [--from s3://TOKEN_BUCKET[/PREFIX]] [--json]
+  help: `Usage: regtoken whoami [--from s3://TOKEN_BUCKET[/PREFIX]] [--profile NAME] [--json]
 
 Shows your caller ARN (STS), the token key it maps to and its URL, and — when the token can be
 read — its registry, access and expiry. Never shows the token.
@@ -224,12 +190,13 @@ ${IDENTITY_HELP}
 
 Options:
 ${LOCATION_OPTIONS}
+${PROFILE_OPTION}
   --json             print {"caller","principal","tokenKey","tokenUrl","registry","issuedAt",
                      "expiresAt","expiresInSeconds","clockSkewSeconds","status","access"}
 
 Exit status: 0 your token is valid, 1 no credentials, no readable token, expired token or
 clock skew (what could be found is still shown), 2 usage error.`,
-  options: { from: { type: 'string' }, json: { type: 'boolean' } },
+  options: { from: { type: 'string' }, profile: { type: 'string' }, json: { type: 'boolean' } },
   positionals: false,
   async run(args, ctx) {
     const settings = await clientSettings(args, ctx);
@@ -274,7 +241,7 @@ clock skew (what could be found is still shown), 2 usage error.`,
         );
       }
     }
-    if (times) warnSkew(ctx, times);
+    if (times) warnSkew(ctx, times.skewSeconds);
     if (problem) {
       ctx.stderr.write(`regtoken: ${problem.message}\n`);
       return problem.exitCode;

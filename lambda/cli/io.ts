@@ -3,7 +3,10 @@
  * reaching for `process`, so tests run them in-process with captured output.
  */
 
+import { escapeControl, oneLine } from '../core/text.js';
+import { humanDuration, REGISTRY_LEEWAY_SECONDS } from '../core/token-check.js';
 import type { EnvSettings } from '../env.js';
+import { RegtokenError, UsageError } from '../errors.js';
 
 export interface Output {
   write(text: string): void;
@@ -43,4 +46,55 @@ export function table(rows: readonly (readonly string[])[]): string {
         .trimEnd(),
     )
     .join('\n');
+}
+
+/**
+ * An output that shows control characters as escapes: names, paths and messages may come from
+ * a hostile file, and a role name with terminal escapes must not retitle or clear the terminal
+ * of whoever reviews it. Only the CLI's own colour codes pass, and only when colour is on.
+ */
+export function escaping(out: Output, color: boolean): Output {
+  return {
+    isTTY: out.isTTY,
+    write: (text) => out.write(escapeControl(text, { keepNewlines: true, keepColour: color })),
+  };
+}
+
+/**
+ * Reports an error the way every regtoken program does and returns the exit code: a
+ * user-facing error as one line `regtoken: MESSAGE` (plus `usage` for a usage error), anything
+ * else as `regtoken: unexpected error: …` with the stack trace only under REGTOKEN_DEBUG=1.
+ */
+export function reportError(
+  ctx: Pick<CliContext, 'stderr' | 'env'>,
+  err: unknown,
+  usage?: string,
+): number {
+  if (err instanceof RegtokenError) {
+    ctx.stderr.write(`regtoken: ${err.message}\n`);
+    if (err instanceof UsageError && usage) ctx.stderr.write(`${usage}\n`);
+    return err.exitCode;
+  }
+  const message = err instanceof Error ? err.message : String(err);
+  ctx.stderr.write(`regtoken: unexpected error: ${oneLine(message)}\n`);
+  if (ctx.env.debug && err instanceof Error && err.stack) ctx.stderr.write(`${err.stack}\n`);
+  else ctx.stderr.write('(set REGTOKEN_DEBUG=1 to see the stack trace)\n');
+  return 1;
+}
+
+/** A warning: one line on stderr. */
+export function warn(ctx: Pick<CliContext, 'stderr' | 'color'>, message: string): void {
+  ctx.stderr.write(`${paint(ctx.color, 'yellow', 'warning:')} ${message}\n`);
+}
+
+/** Warns when this machine's clock is off AWS's by more than the registry's leeway. */
+export function warnSkew(
+  ctx: Pick<CliContext, 'stderr' | 'color'>,
+  skewSeconds: number | undefined,
+): void {
+  if (skewSeconds !== undefined && Math.abs(skewSeconds) > REGISTRY_LEEWAY_SECONDS)
+    warn(
+      ctx,
+      `this machine's clock is ${humanDuration(Math.abs(skewSeconds))} ${skewSeconds > 0 ? 'ahead of' : 'behind'} AWS; keep it in sync (timedatectl set-ntp true)`,
+    );
 }

@@ -6,12 +6,12 @@
 
 import { parseArgs } from 'node:util';
 import pkg from '../../package.json' with { type: 'json' };
-import { escapeControl, oneLine, quote } from '../core/text.js';
+import { oneLine, quote } from '../core/text.js';
 import { quietSdkNotices, readEnv } from '../env.js';
-import { RegtokenError, UsageError } from '../errors.js';
+import { UsageError } from '../errors.js';
 import type { Command } from './command.js';
 import { COMMANDS } from './commands.js';
-import type { CliContext, Output } from './io.js';
+import { type CliContext, escaping, reportError } from './io.js';
 
 function overview(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));
@@ -41,18 +41,6 @@ function parse(command: Command, argv: readonly string[]) {
   }
 }
 
-/**
- * An output that shows control characters as escapes: names, paths and messages may come from
- * a hostile file, and a role name with terminal escapes must not retitle or clear the terminal
- * of whoever reviews it. Only the CLI's own colour codes pass, and only when colour is on.
- */
-function escaping(out: Output, color: boolean): Output {
-  return {
-    isTTY: out.isTTY,
-    write: (text) => out.write(escapeControl(text, { keepNewlines: true, keepColour: color })),
-  };
-}
-
 /** Runs the CLI with `argv` (without node and script); returns the exit code. */
 export async function run(argv: readonly string[], raw: CliContext): Promise<number> {
   const ctx: CliContext = {
@@ -80,17 +68,7 @@ export async function run(argv: readonly string[], raw: CliContext): Promise<num
     }
     return await command.run(args, ctx);
   } catch (err) {
-    if (err instanceof RegtokenError) {
-      ctx.stderr.write(`regtoken: ${err.message}\n`);
-      if (err instanceof UsageError)
-        ctx.stderr.write(`Run 'regtoken ${name ?? ''} --help' for usage.\n`);
-      return err.exitCode;
-    }
-    const message = err instanceof Error ? err.message : String(err);
-    ctx.stderr.write(`regtoken: unexpected error: ${oneLine(message)}\n`);
-    if (ctx.env.debug && err instanceof Error && err.stack) ctx.stderr.write(`${err.stack}\n`);
-    else ctx.stderr.write('(set REGTOKEN_DEBUG=1 to see the stack trace)\n');
-    return 1;
+    return reportError(ctx, err, `Run 'regtoken ${name ?? ''} --help' for usage.`);
   }
 }
 

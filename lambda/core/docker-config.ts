@@ -1,6 +1,8 @@
 /**
  * Puts a registry token into a Docker client configuration (`config.json`), the way Docker
- * Engine and BuildKit read it: `auths[HOST].registrytoken`, sent as `Authorization: Bearer`.
+ * Engine and BuildKit read it: `auths[HOST].registrytoken`, sent as `Authorization: Bearer`;
+ * or, for `regtoken login --helper`, names regtoken's credential helper for the host
+ * ({@link setCredentialHelper}).
  *
  * Merge rules (docs/client.md):
  * - `auths[HOST]` becomes exactly `{"registrytoken": TOKEN}`. Anything else there (`auth`, a
@@ -11,7 +13,8 @@
  *   kept as they were, in their order.
  * - A `credHelpers[HOST]` entry is kept but warned about: Docker asks that helper for HOST on
  *   every pull, and a failing helper fails the pull before the token is used.
- * - A file that is not a JSON object (or whose `auths` is not one) is refused, never rewritten.
+ * - A file that is not a JSON object (or whose `auths` or `credHelpers` is not one) is refused,
+ *   never rewritten.
  * Docker writes the file with tab indentation; so does this.
  */
 
@@ -39,12 +42,8 @@ const isObject = (v: unknown): v is Record<string, unknown> =>
  * `auths[host].registrytoken = token`. `file` names the file in messages. Throws InputError when
  * the existing content is not a Docker config it can safely rewrite.
  */
-export function setRegistryToken(
-  existing: string | undefined,
-  host: string,
-  token: string,
-  file: string,
-): DockerConfigUpdate {
+/** Parses a Docker config's text (undefined or blank: empty); throws InputError naming `file`. */
+function parseDockerConfig(existing: string | undefined, file: string): Record<string, unknown> {
   let config: Record<string, unknown> = {};
   // Docker itself treats an empty file as an empty configuration.
   if (existing !== undefined && existing.trim() !== '') {
@@ -62,19 +61,48 @@ export function setRegistryToken(
       );
     config = parsed;
   }
-  if (config.auths !== undefined && !isObject(config.auths))
-    throw new InputError(
-      `${file}: "auths" is not an object; fix or move the file and retry — it was not changed`,
-    );
+  for (const key of ['auths', 'credHelpers'])
+    if (config[key] !== undefined && !isObject(config[key]))
+      throw new InputError(
+        `${file}: "${key}" is not an object; fix or move the file and retry — it was not changed`,
+      );
+  return config;
+}
+
+/**
+ * `config` with `key` set to `value`, keeping the key's position when it exists and adding it
+ * at `first` or last otherwise. fromEntries defines keys as data, so even a "__proto__" key
+ * survives as written.
+ */
+function withKey(
+  config: Record<string, unknown>,
+  key: string,
+  value: unknown,
+  where: 'first' | 'last',
+): Record<string, unknown> {
+  const entries = Object.entries(config).map(([k, v]) => [k, k === key ? value : v] as const);
+  if (key in config) return Object.fromEntries(entries);
+  return Object.fromEntries(
+    where === 'first' ? [[key, value], ...entries] : [...entries, [key, value]],
+  );
+}
+
+const render = (config: Record<string, unknown>) => `${JSON.stringify(config, null, '\t')}\n`;
+
+export function setRegistryToken(
+  existing: string | undefined,
+  host: string,
+  token: string,
+  file: string,
+): DockerConfigUpdate {
+  const config = parseDockerConfig(existing, file);
   const auths: Record<string, unknown> = isObject(config.auths) ? { ...config.auths } : {};
   const before = auths[host];
   const removed = isObject(before) ? Object.keys(before).filter((k) => k !== 'registrytoken') : [];
   const changed = !(isObject(before) && removed.length === 0 && before.registrytoken === token);
   auths[host] = { registrytoken: token };
-  // Keep the position of "auths" (and of HOST within it) when they exist; add them first
-  // otherwise. fromEntries defines keys as data, so even a "__proto__" key survives as written.
-  const entries = Object.entries(config).map(([k, v]) => [k, k === 'auths' ? auths : v] as const);
-  const next = Object.fromEntries('auths' in config ? entries : [['auths', auths], ...entries]);
+  // Keep the position of "auths" (and of HOST within it) when they exist; add them first otherwise.
+  const next = withKey(config, 'auths', auths, 'first');
 
   const warnings: string[] = [];
   if (removed.length)
@@ -86,5 +114,45 @@ export function setRegistryToken(
     warnings.push(
       `${file} sends ${host} to the credential helper docker-credential-${excerpt(String(helpers[host]))} (credHelpers): Docker still uses the token, but fails the pull when that helper fails; remove credHelpers["${host}"] unless you need it`,
     );
-  return { text: `${JSON.stringify(next, null, '\t')}\n`, changed, removed, warnings };
+  return { text: render(next), changed, removed, warnings };
+}
+
+/** The name under which Docker finds regtoken's credential helper (`docker-credential-regtoken`). */
+export const HELPER_NAME = 'regtoken';
+
+/**
+ * Returns `existing` with `credHelpers[host] = "regtoken"`, so Docker asks
+ * `docker-credential-regtoken` for HOST's credentials on every pull and push. Merge rules as for
+ * {@link setRegistryToken}, and: `auths[HOST]` is removed — the Docker CLI merges what it holds
+ * into the helper's answer, and a stale `registrytoken` there would be sent first — with its
+ * credentials reported; another helper for HOST is replaced and reported.
+ */
+export function setCredentialHelper(
+  existing: string | undefined,
+  host: string,
+  file: string,
+): DockerConfigUpdate {
+  const config = parseDockerConfig(existing, file);
+  const auths: Record<string, unknown> = isObject(config.auths) ? { ...config.auths } : {};
+  const helpers: Record<string, unknown> = isObject(config.credHelpers)
+    ? { ...config.credHelpers }
+    : {};
+  const before = auths[host];
+  const removed = isObject(before) ? Object.keys(before) : [];
+  const previous = helpers[host];
+  const changed = before !== undefined || previous !== HELPER_NAME;
+  delete auths[host];
+  helpers[host] = HELPER_NAME;
+  let next = withKey(config, 'credHelpers', helpers, 'last');
+  if ('auths' in config) next = withKey(next, 'auths', auths, 'first');
+  const warnings: string[] = [];
+  if (removed.length)
+    warnings.push(
+      `removed the stored credentials for ${host} from ${file} (${removed.join(', ')}): Docker asks docker-credential-${HELPER_NAME} instead`,
+    );
+  if (typeof previous === 'string' && previous !== HELPER_NAME)
+    warnings.push(
+      `replaced the credential helper for ${host} in ${file} (credHelpers: was "${previous}")`,
+    );
+  return { text: render(next), changed, removed, warnings };
 }

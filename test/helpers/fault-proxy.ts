@@ -42,6 +42,12 @@ export interface FaultProxy {
   readonly policies: Map<string, string>;
   /** Requests seen, as "METHOD path", in order. */
   readonly seen: string[];
+  /**
+   * AWS API calls seen, in order, as `SERVICE OPERATION`: `S3 GET /bucket/key`,
+   * `STS GetCallerIdentity`, `KMS Sign` (a form-encoded call is recorded once its body is
+   * read). How the tests count the AWS calls other processes make.
+   */
+  readonly calls: string[];
   /** How many requests each rule hit. */
   readonly hits: Map<FaultRule, number>;
   setRules(rules: FaultRule[]): void;
@@ -116,9 +122,36 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
     req.pipe(up);
   };
 
+  const calls: string[] = [];
+  /**
+   * Notes the AWS call: the service from the signature's credential scope
+   * (`Credential=AKID/DATE/REGION/SERVICE/aws4_request`), then the operation: the X-Amz-Target
+   * of a JSON call, the Action of a form-encoded (query) call, else method and path (S3).
+   */
+  const noteCall = (req: IncomingMessage) => {
+    const service = /\/([a-z0-9-]+)\/aws4_request/.exec(req.headers.authorization ?? '')?.[1];
+    const label = (service ?? 'unsigned').toUpperCase();
+    const target = req.headers['x-amz-target'];
+    if (typeof target === 'string') {
+      calls.push(`${label} ${target.split('.').pop()}`);
+      return;
+    }
+    if (!String(req.headers['content-type']).startsWith('application/x-www-form-urlencoded')) {
+      calls.push(`${label} ${req.method} ${(req.url ?? '').split('?')[0]}`);
+      return;
+    }
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const action = new URLSearchParams(Buffer.concat(chunks).toString('utf8')).get('Action');
+      calls.push(`${label} ${action ?? '?'}`);
+    });
+  };
+
   const server: Server = createServer((req, res) => {
     const line = `${req.method} ${req.url}`;
     seen.push(line);
+    noteCall(req);
     const rule = rules.find(
       (r) => r.times > 0 && (!r.method || r.method === req.method) && r.path.test(req.url ?? ''),
     );
@@ -163,6 +196,7 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
     endpoint: `http://127.0.0.1:${port}`,
     policies,
     seen,
+    calls,
     hits,
     setRules(next) {
       rules = next;

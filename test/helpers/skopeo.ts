@@ -120,10 +120,12 @@ export async function skopeoBlobCacheIsolated(): Promise<boolean> {
  */
 async function runSkopeo(
   build: (sandbox: Sandbox) => Promise<string[]> | string[],
+  extraEnv: NodeJS.ProcessEnv = {},
 ): Promise<SkopeoResult> {
   const binary = await requireBinary('skopeo', SKOPEO_INSTALL);
   const isolate = await skopeoBlobCacheIsolated();
   const sandbox = await makeSandbox();
+  Object.assign(sandbox.env, extraEnv);
   try {
     const skopeoArgs = [...sandbox.globalArgs, ...(await build(sandbox))];
     const [cmd, args] = isolate
@@ -168,7 +170,19 @@ export async function skopeo(
 export type SkopeoAuth =
   | string
   | { username: string; password: string }
-  | { identityToken: string; username?: string };
+  | { identityToken: string; username?: string }
+  | { credHelper: string; env: NodeJS.ProcessEnv };
+
+/**
+ * A credential helper for the registry: the auth file says `{"credHelpers": {HOST: NAME}}` and
+ * nothing else, so containers/image runs `docker-credential-NAME get` for HOST. `env` is added
+ * to skopeo's environment, which the helper inherits: a PATH on which it is found, and its own
+ * settings.
+ */
+export type CredHelperAuth = Extract<SkopeoAuth, { credHelper: string }>;
+
+const helperEnv = (auth: SkopeoAuth): NodeJS.ProcessEnv =>
+  typeof auth === 'object' && 'credHelper' in auth ? auth.env : {};
 
 /**
  * The flags for `auth` on one side of a command (`src`, `dest`, or `''` for inspect/list-tags);
@@ -183,6 +197,13 @@ async function authArgs(
   const flag = (name: string): string => (side === '' ? `--${name}` : `--${side}-${name}`);
   if (typeof auth === 'string') return [flag('registry-token'), auth];
   if ('password' in auth) return [flag('creds'), `${auth.username}:${auth.password}`];
+  if ('credHelper' in auth) {
+    await writeFile(
+      authFile,
+      `${JSON.stringify({ credHelpers: { [registryHost]: auth.credHelper } })}\n`,
+    );
+    return [];
+  }
   const entry = {
     auth: Buffer.from(`${auth.username ?? 'regtoken'}:`).toString('base64'),
     identitytoken: auth.identityToken,
@@ -230,7 +251,7 @@ export async function pushImage(
       source,
       `docker://${registryHost}/${repository}:${opts.tag ?? 'latest'}`,
     ];
-  });
+  }, helperEnv(auth));
 }
 
 /**
@@ -244,21 +265,24 @@ export async function pullImage(
   auth: SkopeoAuth,
   opts: SkopeoCopyOptions = {},
 ): Promise<SkopeoResult> {
-  return runSkopeo(async (sandbox) => [
-    'copy',
-    '--retry-times',
-    '0',
-    '--src-authfile',
-    sandbox.authFile,
-    '--dest-authfile',
-    sandbox.authFile,
-    '--src-cert-dir',
-    sandbox.certDir,
-    '--src-tls-verify=false',
-    ...(await authArgs('src', auth, registryHost, sandbox.authFile)),
-    `docker://${registryHost}/${repository}:${opts.tag ?? 'latest'}`,
-    `dir:${path.join(sandbox.dir, 'pulled')}`,
-  ]);
+  return runSkopeo(
+    async (sandbox) => [
+      'copy',
+      '--retry-times',
+      '0',
+      '--src-authfile',
+      sandbox.authFile,
+      '--dest-authfile',
+      sandbox.authFile,
+      '--src-cert-dir',
+      sandbox.certDir,
+      '--src-tls-verify=false',
+      ...(await authArgs('src', auth, registryHost, sandbox.authFile)),
+      `docker://${registryHost}/${repository}:${opts.tag ?? 'latest'}`,
+      `dir:${path.join(sandbox.dir, 'pulled')}`,
+    ],
+    helperEnv(auth),
+  );
 }
 
 /**
@@ -271,16 +295,19 @@ export async function listTags(
   repository: string,
   auth: SkopeoAuth,
 ): Promise<SkopeoResult> {
-  return runSkopeo(async (sandbox) => [
-    'list-tags',
-    '--authfile',
-    sandbox.authFile,
-    '--cert-dir',
-    sandbox.certDir,
-    '--tls-verify=false',
-    ...(await authArgs('', auth, registryHost, sandbox.authFile)),
-    `docker://${registryHost}/${repository}`,
-  ]);
+  return runSkopeo(
+    async (sandbox) => [
+      'list-tags',
+      '--authfile',
+      sandbox.authFile,
+      '--cert-dir',
+      sandbox.certDir,
+      '--tls-verify=false',
+      ...(await authArgs('', auth, registryHost, sandbox.authFile)),
+      `docker://${registryHost}/${repository}`,
+    ],
+    helperEnv(auth),
+  );
 }
 
 /** Options for {@link registryRequest}. */

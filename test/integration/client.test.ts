@@ -536,7 +536,7 @@ describe('errors: one line, exit 1, the Docker config untouched', () => {
     );
   });
 
-  it('no AWS region anywhere (the SDK does not ask the instance for it)', async () => {
+  it('no AWS region anywhere (and no instance metadata to ask)', async () => {
     const alice = await userCreds('alice');
     const region = process.env.AWS_REGION;
     delete process.env.AWS_REGION;
@@ -544,7 +544,7 @@ describe('errors: one line, exit 1, the Docker config untouched', () => {
       await fails(
         alice,
         ['login'],
-        "no AWS region is set: set AWS_REGION (any region reaches the token bucket; on EC2 use the instance's)",
+        'no AWS region is set: set AWS_REGION or region in your AWS profile (any region reaches the token bucket; on EC2 the SDK asks the instance metadata)',
       );
     } finally {
       process.env.AWS_REGION = region;
@@ -688,6 +688,9 @@ describe('README, "Get access to the registry", word for word', () => {
     });
     expect(install.code).toBe(0);
     expect(realpathSync(join(prefix, 'bin', 'regtoken'))).toBe(join(repo, 'bin', 'regtoken.js'));
+    // …with the Docker credential helper and the kubelet provider, by the names clients run.
+    for (const bin of ['docker-credential-regtoken', 'regtoken-credential-provider'])
+      expect(realpathSync(join(prefix, 'bin', bin))).toBe(join(repo, 'bin', `${bin}.js`));
 
     // 2. The login line, with the bucket filled in, in its own process with only the user's
     //    environment: HOME, AWS credentials. (Run from source: the installed link runs the

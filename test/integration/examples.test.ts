@@ -122,7 +122,7 @@ describe('systemd units pass systemd-analyze verify', () => {
 });
 
 describe('the published package carries what the user data installs', () => {
-  it('npm pack includes the CLI, its compiled code and the EC2 units', async () => {
+  it('npm pack includes the CLI and the credential commands, their compiled code, the EC2 units and the node set-up', async () => {
     const r = await run('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], {
       cwd: REPO,
       timeoutMs: 60_000,
@@ -134,9 +134,15 @@ describe('the published package carries what the user data installs', () => {
     expect(files).toEqual(
       expect.arrayContaining([
         'bin/regtoken.js',
+        'bin/docker-credential-regtoken.js',
+        'bin/regtoken-credential-provider.js',
         'dist/lambda/cli/main.js', // built by `npm ci` (the prepare script)
+        'dist/lambda/cli/docker-credential-helper.js',
+        'dist/lambda/cli/credential-provider.js',
         'examples/ec2/regtoken-login.service',
         'examples/ec2/regtoken-login.timer',
+        'examples/kubernetes/node-setup.sh',
+        'examples/kubernetes/credential-provider-config.yaml',
       ]),
     );
   });

@@ -130,7 +130,7 @@ describe('settings: flag, then environment, then the user config file', () => {
   it.each([
     ['{', /^c\.json: not valid JSON \(.+\)$/],
     ['[]', /^c\.json: expected a JSON object like \{"from": "s3:\/\/TOKEN_BUCKET"\}$/],
-    ['{"form": "s3://b"}', /^c\.json: unknown key "form" \(allowed: from, registry\)$/],
+    ['{"form": "s3://b"}', /^c\.json: unknown key "form" \(allowed: from, registry, registries\)$/],
     ['{"from": 3}', /^c\.json: "from" must be a non-empty string$/],
   ])('refuses %s', (text, message) => {
     expect(() => parseUserConfig(text, 'c.json')).toThrow(InputError);
@@ -149,7 +149,9 @@ describe('client commands without AWS', () => {
   it.each(['login', 'token', 'whoami'])('%s --help prints usage and exits 0', async (name) => {
     const r = await cli([name, '--help']);
     expect(r.code).toBe(0);
-    expect(r.stdout).toMatch(new RegExp(`^Usage: regtoken ${name} \\[--from s3://TOKEN_BUCKET`));
+    expect(r.stdout).toMatch(
+      new RegExp(`^Usage: regtoken ${name} (\\[--helper\\] )?\\[--from s3://TOKEN_BUCKET`),
+    );
   });
 
   it('lists them in the overview', async () => {
@@ -193,7 +195,7 @@ describe('client commands without AWS', () => {
     expect(r).toEqual({
       code: 1,
       stdout: '',
-      stderr: `regtoken: ${dir}/config.json: unknown key "regsitry" (allowed: from, registry)\n`,
+      stderr: `regtoken: ${dir}/config.json: unknown key "regsitry" (allowed: from, registry, registries)\n`,
     });
     await expect(readUserConfig(join(home, 'nope', 'config.json'))).resolves.toEqual({});
   });
