@@ -4,13 +4,14 @@
  * docs/performance.md "Credential helper").
  *
  * Every answer is a new process of the compiled bin (`node bin/docker-credential-regtoken.js`,
- * built first), as Docker starts one per pull, timed from spawn to exit. AWS is moto_server
- * behind the loopback fault proxy, which counts the calls each process makes. The floor is a
- * Node.js process that does nothing (`node -e ""`): what any helper written for Node.js pays.
+ * built first, into .bench/helper-build), as Docker starts one per pull, timed from spawn to exit, with its CPU time
+ * from GNU time. AWS is moto_server behind the loopback fault proxy, which counts the calls each
+ * process makes. The floor is a Node.js process that does nothing (`node -e ""`): what any
+ * helper written for Node.js pays.
  */
 
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdirSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ARN, type Creds, FROM, startMintedWorld } from '../test/helpers/minted-world.js';
@@ -19,8 +20,14 @@ import { median, percentile } from './stats.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const HOST = 'registry.bench';
-const HELPER = join(ROOT, 'bin/docker-credential-regtoken.js');
-const PROVIDER = join(ROOT, 'bin/regtoken-credential-provider.js');
+/**
+ * The package as installed, built here rather than in dist/ (which tests may be reading):
+ * `BUILD/bin/*.js` run `BUILD/dist/…` exactly as `bin/` runs `dist/`; node_modules is found
+ * up the tree, in the repository.
+ */
+const BUILD = join(ROOT, '.bench', 'helper-build');
+const HELPER = join(BUILD, 'bin/docker-credential-regtoken.js');
+const PROVIDER = join(BUILD, 'bin/regtoken-credential-provider.js');
 
 /** One way of answering, measured. */
 export interface HelperPath {
@@ -31,6 +38,8 @@ export interface HelperPath {
   readonly callCounts: readonly number[];
   /** Milliseconds from spawn to exit, per answer. */
   readonly samples: readonly number[];
+  /** CPU milliseconds (user + system) of each answer's process, when /usr/bin/time is there. */
+  readonly cpuSamples: readonly number[];
 }
 
 /** What {@link benchHelper} measured. */
@@ -41,16 +50,28 @@ export interface HelperBenchResult {
 
 interface Run {
   readonly ms: number;
+  readonly cpuMs: number | undefined;
   readonly calls: string[];
 }
 
-/** Builds the compiled CLI the bins run (tsc, as `npm run build`). */
+/** GNU time reports a process's CPU time; wall time on a busy machine says more about the load. */
+const TIME = '/usr/bin/time';
+
+/** Builds the compiled code the bins run (tsc, as `npm run build`) into {@link BUILD}. */
 function build(): void {
+  rmSync(BUILD, { recursive: true, force: true });
   execFileSync(
     process.execPath,
-    [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json'],
+    [
+      join(ROOT, 'node_modules/typescript/bin/tsc'),
+      '-p',
+      'tsconfig.build.json',
+      '--outDir',
+      join(BUILD, 'dist'),
+    ],
     { cwd: ROOT, stdio: 'inherit' },
   );
+  cpSync(join(ROOT, 'bin'), join(BUILD, 'bin'), { recursive: true });
 }
 
 /** Measures the helpers; `log` reports progress. */
@@ -83,10 +104,15 @@ export async function benchHelper(
       REGTOKEN_REGISTRY: HOST,
       AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
     });
+    const timeFile = join(work, 'time.txt');
+    const timed = existsSync(TIME);
     const once = async (args: string[], input: string, e: NodeJS.ProcessEnv): Promise<Run> => {
       const before = world.proxy.calls.length;
+      const [cmd, cmdArgs] = timed
+        ? [TIME, ['-f', '%U %S', '-o', timeFile, process.execPath, ...args]]
+        : [process.execPath, args];
       const t0 = performance.now();
-      const proc = spawn(process.execPath, args, { env: e, stdio: ['pipe', 'ignore', 'pipe'] });
+      const proc = spawn(cmd, cmdArgs, { env: e, stdio: ['pipe', 'ignore', 'pipe'] });
       let stderr = '';
       proc.stderr.on('data', (d: Buffer) => {
         stderr += d.toString();
@@ -95,7 +121,9 @@ export async function benchHelper(
       const code = await new Promise<number | null>((resolve) => proc.on('close', resolve));
       const ms = performance.now() - t0;
       if (code !== 0) throw new Error(`${args.join(' ')} failed (exit ${code}): ${stderr}`);
-      return { ms, calls: world.proxy.calls.slice(before) };
+      const cpu = timed ? readFileSync(timeFile, 'utf8').trim().split(/\s+/).map(Number) : [];
+      const cpuMs = cpu.length === 2 ? ((cpu[0] ?? 0) + (cpu[1] ?? 0)) * 1000 : undefined;
+      return { ms, cpuMs, calls: world.proxy.calls.slice(before) };
     };
     const measure = async (
       name: string,
@@ -110,6 +138,7 @@ export async function benchHelper(
         calls: results[0]?.calls ?? [],
         callCounts: results.map((r) => r.calls.length),
         samples: results.map((r) => r.ms),
+        cpuSamples: results.flatMap((r) => (r.cpuMs === undefined ? [] : [r.cpuMs])),
       };
     };
     const get = (e: NodeJS.ProcessEnv) => once([HELPER, 'get'], HOST, e);
@@ -171,13 +200,20 @@ export function renderHelperMarkdown(r: HelperBenchResult, machine: string): str
       ms(median(p.samples)),
       ms(percentile(p.samples, 90)),
       ms(Math.min(...p.samples)),
+      p.cpuSamples.length ? ms(median(p.cpuSamples)) : '—',
       String(p.samples.length),
     ];
   });
   return [
     `Measured ${r.startedAt.slice(0, 16).replace('T', ' ')} UTC on ${machine}.`,
     '',
-    table(['answer', 'AWS calls', 'which', 'median', 'p90', 'min', 'runs'], rows),
+    table(
+      ['answer', 'AWS calls', 'which', 'wall median', 'wall p90', 'wall min', 'CPU median', 'runs'],
+      rows,
+    ),
+    '',
+    'Wall: spawn to exit. CPU: user + system time of the process (GNU time), which the load of',
+    'other work on the machine changes far less than wall time.',
   ].join('\n');
 }
 

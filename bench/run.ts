@@ -12,6 +12,7 @@
  *                            (0 leaves it out)
  *   --helper                 only the credential helper's cold and warm latency (bench/helper.ts);
  *                            the default run (no --sizes) measures it too
+ *   --helper-runs 21         answers per warm path (cold paths: a third; the smoke check uses 3)
  *
  * Each measurement runs in a fresh child process (peak RSS per size); the parent starts
  * moto_server behind the loopback fault proxy (which keeps bucket policies away from moto, see
@@ -149,9 +150,13 @@ function benchRealmLogged(seconds: number) {
 async function helperBench(
   writeTo: string | undefined,
   json: string | undefined,
+  warmRuns = 21,
 ): Promise<HelperBenchResult> {
   const m = machine(loadavg()[0] ?? 0);
-  const result = await benchHelper(log);
+  const result = await benchHelper(log, {
+    warmRuns,
+    coldRuns: Math.max(2, Math.ceil(warmRuns / 3)),
+  });
   const markdown = renderHelperMarkdown(
     result,
     `${m.cpu}, ${m.cores} cores, Node ${m.node}, ${m.os}, moto ${m.moto}; load average (1 min) ${m.loadBefore.toFixed(2)} before, ${(loadavg()[0] ?? 0).toFixed(2)} after`,
@@ -176,11 +181,19 @@ export async function main(argv: readonly string[]): Promise<BenchResult | Helpe
       profile: { type: 'boolean', default: false },
       'realm-seconds': { type: 'string', default: '20' },
       helper: { type: 'boolean', default: false },
+      'helper-runs': { type: 'string', default: '21' },
     },
   });
+  const helperRuns = Number(values['helper-runs']);
+  if (!Number.isInteger(helperRuns) || helperRuns < 1)
+    throw new Error(`--helper-runs: a whole number, 1 or more (got ${values['helper-runs']})`);
   if (values.helper) {
     mkdirSync(WORK, { recursive: true });
-    return helperBench(values['no-write'] ? undefined : (values.write ?? DOC), values.json);
+    return helperBench(
+      values['no-write'] ? undefined : (values.write ?? DOC),
+      values.json,
+      helperRuns,
+    );
   }
   const realmSeconds = Number(values['realm-seconds']);
   if (!Number.isFinite(realmSeconds) || realmSeconds < 0)
@@ -304,7 +317,7 @@ export async function main(argv: readonly string[]): Promise<BenchResult | Helpe
       JSON.stringify({ ...result, realm, targets: checkTargets(result) }, null, 2),
     );
   // The full run measures the credential helper too (a minute or two).
-  if (values.sizes === undefined) await helperBench(writeTo, undefined);
+  if (values.sizes === undefined) await helperBench(writeTo, undefined, helperRuns);
   return result;
 }
 
