@@ -511,7 +511,9 @@ describe("regtoken-credential-provider (the kubelet's exec protocol)", () => {
     'as %s: a v1 response with half the remaining lifetime',
     async (_what, creds, key) => {
       const env = userEnv(freshHome(), await creds());
+      const before = Date.now() / 1000;
       const r = await counted(bins.provider, [], request({ image: `${HOST}/team-a/app:1` }), env);
+      const after = Date.now() / 1000;
       expect(r.stderr).toBe('');
       expect(r.code).toBe(0);
       const response = JSON.parse(r.stdout);
@@ -528,8 +530,18 @@ describe("regtoken-credential-provider (the kubelet's exec protocol)", () => {
         cacheKeyType: 'Registry',
         auth: { [HOST]: { username: 'regtoken', password: await tokenOf(key) } },
       });
-      // The token has just under an hour left: half of it, as Go prints a duration.
-      expect(response.cacheDuration).toMatch(/^(29m\d{1,2}s|30m0s)$/);
+      // Half the token's remaining lifetime when the provider ran, as Go prints a duration
+      // (the token was minted earlier in the run: its age depends on the machine's load).
+      const duration = /^(?:(\d+)h)?(?:(\d+)m)?(\d+)s$/.exec(response.cacheDuration);
+      if (!duration)
+        throw new Error(`cacheDuration ${response.cacheDuration} is not a Go duration`);
+      const [, h = '0', m = '0', s = '0'] = duration;
+      const seconds = Number(h) * 3600 + Number(m) * 60 + Number(s);
+      const exp = decodeClaims(await tokenOf(key))?.exp ?? 0;
+      // One second either side: whole seconds, and moto's clock as AWS's.
+      expect(seconds).toBeGreaterThanOrEqual(Math.floor((exp - after) / 2) - 1);
+      expect(seconds).toBeLessThanOrEqual(Math.ceil((exp - before) / 2) + 1);
+      expect(seconds).toBeGreaterThan(20 * 60); // an hour-long token, not long minted
       expect(r.calls).toHaveLength(2);
     },
     60_000,
