@@ -17,13 +17,18 @@ if (!out || !Number.isInteger(n) || (mode !== 'engine' && mode !== 'e2e'))
 const options = JSON.parse(extra ?? '{}') as {
   reps: number;
   warmup?: number;
+  unchanged?: boolean;
   direct?: boolean;
   setup?: AwsSetup;
 };
 const workload = generateWorkload(n);
 const result =
   mode === 'engine'
-    ? await measureEngine(workload, { reps: options.reps, warmup: options.warmup ?? 2 })
+    ? await measureEngine(workload, {
+        reps: options.reps,
+        warmup: options.warmup ?? 2,
+        unchanged: options.unchanged ?? false,
+      })
     : await measureE2E(workload, options.setup as AwsSetup, {
         reps: options.reps,
         direct: options.direct ?? false,

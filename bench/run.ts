@@ -218,6 +218,7 @@ export async function main(argv: readonly string[]): Promise<BenchResult | Helpe
   const profile = values.profile ?? false;
 
   const engines = new Map<number, EngineResult>();
+  const unchanged = new Map<number, EngineResult>();
   for (const n of sizes) {
     log(`engine, ${n} principals`);
     engines.set(
@@ -226,6 +227,15 @@ export async function main(argv: readonly string[]): Promise<BenchResult | Helpe
         script,
         { mode: 'engine', n, options: { reps: engineReps(n), warmup: 2 } },
         profile,
+      ),
+    );
+    log(`engine with unchanged grants, ${n} principals`);
+    unchanged.set(
+      n,
+      await child<EngineResult>(
+        script,
+        { mode: 'engine', n, options: { reps: engineReps(n), warmup: 2, unchanged: true } },
+        false,
       ),
     );
   }
@@ -275,6 +285,7 @@ export async function main(argv: readonly string[]): Promise<BenchResult | Helpe
           deletedPrincipals: local.filter((p) => !p.exists).length,
         },
         engine: engines.get(n) as EngineResult,
+        engineUnchanged: unchanged.get(n) as EngineResult,
         local: locals.get(n) as LocalResult,
         setup,
         e2e,

@@ -27,6 +27,7 @@ import { MAX_REPOSITORY_NAME_LENGTH, parseRepositoryPattern } from './repository
 import { describeSchemaError, type Path, schemaValidator } from './schema-errors.js';
 import { excerpt, quote } from './text.js';
 import { readYaml, sizeProblem, yamlData } from './yaml.js';
+import { readYamlFast } from './yaml-fast.js';
 
 /** Token lifetime when the file sets none. */
 export const DEFAULT_TOKEN_TTL_SECONDS = 12 * 3_600;
@@ -72,6 +73,37 @@ function kindOf(value: unknown): string {
  * values only as short escaped excerpts, and nothing at all of a file that is not YAML-shaped.
  */
 export function parseGrants(text: string, file: string): GrantsConfig {
+  return parseFast(text, file) ?? parseWithPositions(text, file);
+}
+
+/**
+ * The fast first pass (yaml-fast.ts): the model of a valid file, or undefined when the fast
+ * reader refuses the text or anything about it is wrong — then the full reader runs, and
+ * reports every problem with its position. Exported for the differential test.
+ */
+export function parseFast(text: string, file: string): GrantsConfig | undefined {
+  const read = readYamlFast(text);
+  if (!read || !isRecord(read.data) || !schemaValidator()(read.data)) return undefined;
+  let clean = true;
+  // A valid file is located only where its model says (each grant, each ttl): the checks that
+  // locate anything else are reporting a problem, and then clean turns false.
+  const locate = (path: Path): Location => {
+    const offset = read.offsetOf(path);
+    if (offset === undefined) clean = false;
+    return { file, ...read.linePos(offset ?? 0) };
+  };
+  const config = checkMeaning(read.data, file, locate, () => {
+    clean = false;
+  });
+  return clean ? config : undefined;
+}
+
+/**
+ * Parses with the `yaml` library's document of nodes, which keeps every position: the reader
+ * of files that are wrong (or that the fast pass does not read). Exported for the
+ * differential test.
+ */
+export function parseWithPositions(text: string, file: string): GrantsConfig {
   const { doc, lineCounter, problems } = readYaml(text);
   const issues: ConfigIssue[] = [];
   const at = (offset: number | undefined): Location => {
@@ -241,10 +273,13 @@ type Locate = (path: Path, key?: boolean) => Location;
 
 /** What the checks of one grant need to know of the others. */
 interface AcrossGrants {
-  /** Each principal's identity (see principalIdentity) and how and where it was first written. */
-  readonly firstSeen: Map<string, { arn: string; at: Location }>;
+  /**
+   * Each principal's identity (see principalIdentity) and how and where it was first written.
+   * Places are kept as paths and located only for a message: a valid file needs none of them.
+   */
+  readonly firstSeen: Map<string, { arn: string; path: Path }>;
   /** Each principal's first explicit ttl. */
-  readonly explicitTtl: Map<string, { seconds: number; text: string; line: number }>;
+  readonly explicitTtl: Map<string, { seconds: number; text: string; path: Path }>;
 }
 
 /** The registry settings, when they are all there; reports a malformed host. */
@@ -312,7 +347,7 @@ function checkPrincipals(
         ? g.principals.map((value, i) => ({ value, path: [...base, 'principals', i] }))
         : [];
   const principals: Principal[] = [];
-  const inGrant = new Map<string, Location>();
+  const inGrant = new Map<string, Path>();
   for (const { value, path } of listed) {
     if (typeof value !== 'string') {
       complete = false;
@@ -326,31 +361,30 @@ function checkPrincipals(
     }
     const p = parsed.value;
     const id = principalIdentity(p);
-    const here = locate(path);
     const dupe = inGrant.get(id);
     if (dupe) {
       fail(
         path,
-        `principal ${quote(p.arn, MAX_PRINCIPAL_ARN_LENGTH)} is listed twice in this grant (first at line ${dupe.line})`,
+        `principal ${quote(p.arn, MAX_PRINCIPAL_ARN_LENGTH)} is listed twice in this grant (first at line ${locate(dupe).line})`,
       );
       continue;
     }
-    inGrant.set(id, here);
+    inGrant.set(id, path);
     const prev = across.firstSeen.get(id);
-    if (!prev) across.firstSeen.set(id, { arn: p.arn, at: here });
+    if (!prev) across.firstSeen.set(id, { arn: p.arn, path });
     else if (prev.arn !== p.arn)
       fail(
         path,
-        `${quote(p.arn, MAX_PRINCIPAL_ARN_LENGTH)} and ${quote(prev.arn, MAX_PRINCIPAL_ARN_LENGTH)} (line ${prev.at.line}) are the same ${p.type} for IAM (names are unique per account, ignoring case and path): write it one way`,
+        `${quote(p.arn, MAX_PRINCIPAL_ARN_LENGTH)} and ${quote(prev.arn, MAX_PRINCIPAL_ARN_LENGTH)} (line ${locate(prev.path).line}) are the same ${p.type} for IAM (names are unique per account, ignoring case and path): write it one way`,
       );
     // A grant without ttl defers to others; two different explicit lifetimes are a conflict.
     if (grantTtl !== undefined && typeof g.ttl === 'string') {
       const other = across.explicitTtl.get(id);
-      if (!other) across.explicitTtl.set(id, { seconds: grantTtl, text: g.ttl, line: here.line });
+      if (!other) across.explicitTtl.set(id, { seconds: grantTtl, text: g.ttl, path });
       else if (other.seconds !== grantTtl)
         fail(
           [...base, 'ttl'],
-          `conflicting ttl for ${quote(p.arn, MAX_PRINCIPAL_ARN_LENGTH)}: ${excerpt(g.ttl)} here, ${excerpt(other.text)} in the grant at line ${other.line}`,
+          `conflicting ttl for ${quote(p.arn, MAX_PRINCIPAL_ARN_LENGTH)}: ${excerpt(g.ttl)} here, ${excerpt(other.text)} in the grant at line ${locate(other.path).line}`,
         );
     }
     principals.push(p);
@@ -368,8 +402,8 @@ function checkAccess(
 ): { access: AccessEntry[]; complete: boolean } {
   let complete = true;
   const access: AccessEntry[] = [];
-  const seenPatterns = new Map<string, Location>();
-  let catalogAt: Location | undefined;
+  const seenPatterns = new Map<string, Path>();
+  let catalogAt: Path | undefined;
   (Array.isArray(g.access) ? g.access : []).forEach((a: unknown, ai: number) => {
     const path: Path = [...base, 'access', ai];
     if (!isRecord(a)) {
@@ -378,9 +412,12 @@ function checkAccess(
     }
     if (a.catalog === true && a.repository === undefined && a.actions === undefined) {
       if (catalogAt)
-        fail(path, `catalog is granted twice in this grant (first at line ${catalogAt.line})`);
-      catalogAt ??= locate(path);
-      access.push({ kind: 'catalog', at: locate(path) });
+        fail(
+          path,
+          `catalog is granted twice in this grant (first at line ${locate(catalogAt).line})`,
+        );
+      catalogAt ??= path;
+      access.push({ kind: 'catalog' });
       return;
     }
     if (typeof a.repository !== 'string' || !Array.isArray(a.actions)) {
@@ -394,24 +431,21 @@ function checkAccess(
       return;
     }
     const dupe = seenPatterns.get(a.repository);
-    if (dupe)
+    if (dupe) {
+      const first = locate(dupe);
       fail(
         [...path, 'repository'],
-        `repository ${quote(a.repository, MAX_REPOSITORY_NAME_LENGTH)} appears twice in this grant (first at ${dupe.line}:${dupe.col}): merge the actions into one entry`,
+        `repository ${quote(a.repository, MAX_REPOSITORY_NAME_LENGTH)} appears twice in this grant (first at ${first.line}:${first.col}): merge the actions into one entry`,
       );
-    seenPatterns.set(a.repository, locate([...path, 'repository']));
+    }
+    seenPatterns.set(a.repository, [...path, 'repository']);
     const actions = a.actions.filter((x): x is Action =>
       ['pull', 'push', 'delete', '*'].includes(x as string),
     );
     if (actions.length !== a.actions.length) complete = false;
     if (actions.includes('*') && actions.length > 1)
       fail([...path, 'actions'], '"*" already means every action: list it alone');
-    access.push({
-      kind: 'repository',
-      pattern: parsed.value,
-      actions,
-      at: locate([...path, 'repository']),
-    });
+    access.push({ kind: 'repository', pattern: parsed.value, actions });
   });
   if (!Array.isArray(g.access) || g.access.length === 0) complete = false;
   return { access, complete };

@@ -25,9 +25,8 @@ export type AccessEntry =
       readonly kind: 'repository';
       readonly pattern: RepositoryPattern;
       readonly actions: readonly Action[];
-      readonly at: Location;
     }
-  | { readonly kind: 'catalog'; readonly at: Location };
+  | { readonly kind: 'catalog' };
 
 export interface Grant {
   /** Position of the grant in the file, counted from 1 (as a reviewer would say "grant #3"). */
