@@ -190,6 +190,8 @@ export class RegistryTokenMinter extends Construct {
   readonly deadLetterQueue: sqs.Queue;
   /** The schedule that re-mints every token. */
   readonly schedule: scheduler.Schedule;
+  /** How often the schedule re-mints every token. */
+  readonly period: Duration;
   /** A run failed: the function errored (RunsFailed or Lambda Errors). */
   readonly failedRunsAlarm: cloudwatch.Alarm;
   /** No run succeeded during two schedule periods. */
@@ -214,6 +216,7 @@ export class RegistryTokenMinter extends Construct {
   constructor(scope: Construct, id: string, props: RegistryTokenMinterProps = {}) {
     super(scope, id);
     const period = props.schedule ?? Duration.hours(1);
+    this.period = period;
     const timeout = props.timeout ?? Duration.minutes(5);
     this.configKey = props.configKey ?? 'grants.yaml';
     this.tokenPrefix = checkPrefix('tokenPrefix', props.tokenPrefix ?? '');

@@ -17,7 +17,7 @@ import {
   aws_sns_subscriptions as subscriptions,
 } from 'aws-cdk-lib';
 import type { Construct, Node } from 'constructs';
-import { parseDuration } from '../lambda/core/duration.js';
+import { formatDuration, parseDuration } from '../lambda/core/duration.js';
 import { parsePrincipal } from '../lambda/core/principal.js';
 import { GitHubConfigRoles } from './github.js';
 import { createRootKey, RegistryTokenMinter } from './minter.js';
@@ -212,6 +212,10 @@ export class RegtokenStack extends Stack {
     new CfnOutput(this, 'ConfigBucketName', {
       description: 'Config repository variable REGTOKEN_CONFIG_BUCKET',
       value: m.configBucket.bucketName,
+    });
+    new CfnOutput(this, 'Schedule', {
+      description: 'Config repository variable REGTOKEN_SCHEDULE (how often tokens are re-minted)',
+      value: formatDuration(m.period.toSeconds()),
     });
     new CfnOutput(this, 'ConfigObject', {
       description: 'Upload the grants file here; each upload mints at once',

@@ -2,8 +2,10 @@
 # Runs every test: lint and type check, unit, infra and integration tests.
 # The integration tests drive real programs that npm does not install; this script installs the
 # Debian packages when they are missing (docker-registry, skopeo, docker.io and containerd for
-# the Docker engine, ctr and the CRI, systemd for systemd-analyze) and checks for moto_server
-# (pip install 'moto[server]').
+# the Docker engine, ctr and the CRI, systemd for systemd-analyze), checks for the Python tools
+# moto_server (pip install 'moto[server]'), cfn-lint (pip install cfn-lint) and the AWS CLI
+# (pip install awscli; the config repository workflow's upload uses it), and installs the Node.js
+# of the Lambda runtime (the npm package node-<platform>-<arch>) into node_modules/.cache.
 # Extra arguments go to jest, e.g. `npm test -- test/unit`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,9 +24,24 @@ if ((${#need[@]})); then
   "${sudo[@]}" apt-get install -y --no-install-recommends "${need[@]}" ||
     { "${sudo[@]}" apt-get update && "${sudo[@]}" apt-get install -y --no-install-recommends "${need[@]}"; }
 fi
-if ! command -v moto_server >/dev/null; then
-  echo "test: moto_server is missing (the local AWS stand-in): pip install 'moto[server]'" >&2
+missing=()
+command -v moto_server >/dev/null || missing+=("moto_server (the local AWS stand-in): pip install 'moto[server]'")
+command -v cfn-lint >/dev/null || missing+=("cfn-lint (lints the synthesized templates): pip install cfn-lint")
+command -v aws >/dev/null || missing+=("aws (the AWS CLI, as on GitHub's runners): pip install awscli")
+if ((${#missing[@]})); then
+  printf 'test: missing %s\n' "${missing[@]}" >&2
   exit 1
+fi
+
+# The Node.js the function runs on in Lambda (nodejs22.x in infra/minter/function.ts; the test
+# that runs the bundle checks that the majors agree), the official binary from npm.
+lambda_node_version=22.23.5
+lambda_node=node_modules/.cache/lambda-node
+lambda_node_package="node-$(node -p 'process.platform + "-" + process.arch')"
+if [ "$("$lambda_node/node_modules/$lambda_node_package/bin/node" --version 2>/dev/null)" != "v$lambda_node_version" ]; then
+  echo "test: installing the Lambda runtime's Node.js: $lambda_node_package@$lambda_node_version"
+  npm install --prefix "$lambda_node" --no-save --no-package-lock --no-audit --no-fund \
+    "$lambda_node_package@$lambda_node_version" >/dev/null
 fi
 
 npm run lint

@@ -115,6 +115,15 @@ describe('RegtokenStack outputs', () => {
     template.hasOutput(name, { Value: r(value()) });
   });
 
+  it('the schedule output is what the config repository passes to --schedule', () => {
+    template.hasOutput('Schedule', { Value: '1h' });
+    const { template: every30 } = stackWith({
+      minTokenTtl: Duration.hours(12),
+      schedule: Duration.minutes(30),
+    });
+    every30.hasOutput('Schedule', { Value: '30m' });
+  });
+
   it('the trust bundle output is the s3:// URL of trust/bundle.pem', () => {
     template.hasOutput('TrustBundle', {
       Value: {
