@@ -13,6 +13,7 @@
  * - settings.ts: one least-privilege statement per environment variable, set side by side;
  * - alarms.ts: four CloudWatch alarms;
  * - realm.ts: the optional token endpoint (the registry's `realm`) as a Lambda function URL;
+ * - token-reads.ts: the optional CloudTrail data events of token reads (who fetched which token);
  * - checks.ts: what synth checks first (names, schedule, token lifetimes against it);
  * - support-functions.ts: cdk-nag acknowledgements for CDK's own deploy-time functions.
  *
@@ -52,11 +53,13 @@ import { createRealm, type Realm, type RealmOptions } from './minter/realm.js';
 import { bindSettings } from './minter/settings.js';
 import { createRootKey } from './minter/signing-root.js';
 import { acknowledgeSupportFunctions } from './minter/support-functions.js';
+import { recordTokenReads, type TokenReads, type TokenReadsOptions } from './minter/token-reads.js';
 
 export { METRICS_NAMESPACE, serviceNameOf } from './minter/alarms.js';
 export { LIFETIME_MARGIN, lifetimeProblem, shortestLifetime } from './minter/checks.js';
 export type { Realm, RealmOptions } from './minter/realm.js';
 export { createRootKey } from './minter/signing-root.js';
+export type { TokenReads, TokenReadsOptions } from './minter/token-reads.js';
 
 /** Log levels the Powertools logger accepts in POWERTOOLS_LOG_LEVEL. */
 export type LogLevel = 'DEBUG' | 'INFO' | 'WARN' | 'ERROR';
@@ -166,6 +169,13 @@ export interface RegistryTokenMinterProps {
    * @default - no token endpoint
    */
   readonly realm?: RealmOptions;
+  /**
+   * Record who reads tokens: CloudTrail S3 data events (read-only) for the token bucket's
+   * `tokens/` prefix, on the given trail or on a dedicated one with a CloudWatch log group to
+   * query (docs/aws.md, "Who read which token"). CloudTrail bills data events per event.
+   * @default - not recorded (the S3 server access logs still are)
+   */
+  readonly recordTokenReads?: TokenReadsOptions;
 }
 
 /**
@@ -202,6 +212,8 @@ export class RegistryTokenMinter extends Construct {
   readonly shortLifetimesAlarm: cloudwatch.Alarm;
   /** The token endpoint, when the `realm` prop asks for one. */
   readonly realm?: Realm;
+  /** The trail recording token reads, when the `recordTokenReads` prop asks for it. */
+  readonly tokenReads?: TokenReads;
   /** Key of the grants object in the config bucket. */
   readonly configKey: string;
   /** `s3://CONFIG_BUCKET/KEY` of the grants object (REGTOKEN_CONFIG). */
@@ -293,6 +305,14 @@ export class RegistryTokenMinter extends Construct {
         alarmTopic: props.alarmTopic,
       });
     }
+    if (props.recordTokenReads)
+      this.tokenReads = recordTokenReads(
+        this,
+        this.tokenBucket,
+        `${under(this.tokenPrefix)}tokens/`,
+        buckets.accessLogs,
+        props.recordTokenReads,
+      );
     acknowledgeSupportFunctions(this, this.configBucket);
   }
 

@@ -100,6 +100,12 @@ export interface RegtokenStackProps extends StackProps {
    * @default - `registry.issuer` of `grantsFile`; required with `realm` and no `grantsFile`
    */
   readonly realmIssuer?: string;
+  /**
+   * Record who reads tokens with a dedicated CloudTrail trail (S3 data events of `tokens/`,
+   * output `TokenReadsLogGroupName`).
+   * @default false
+   */
+  readonly recordTokenReads?: boolean;
 }
 
 /** Shortest token lifetime assumed when none is given: a grants file's default `tokenTtl`. */
@@ -177,6 +183,7 @@ export class RegtokenStack extends Stack {
             },
           }
         : {}),
+      ...(props.recordTokenReads ? { recordTokenReads: {} } : {}),
     });
 
     if (props.githubRepository) {
@@ -241,6 +248,11 @@ export class RegtokenStack extends Stack {
         description: "The registry's auth.token.realm: regtoken's token endpoint",
         value: m.realm.url,
       });
+    if (m.tokenReads?.logGroup)
+      new CfnOutput(this, 'TokenReadsLogGroupName', {
+        description: 'CloudTrail events of token reads: who fetched which token (Logs Insights)',
+        value: m.tokenReads.logGroup.logGroupName,
+      });
     new CfnOutput(this, 'FunctionName', { value: m.function.functionName });
     new CfnOutput(this, 'LogGroupName', {
       description: "The function's logs (aws logs tail)",
@@ -258,8 +270,9 @@ export class RegtokenStack extends Stack {
  * `grantsFile`, `minTokenTtl`, `schedule`, `timeout` (durations like 1h, 90m), `rootKeys`
  * (comma-separated labels), `signingKey`, `alarmEmail`, `githubRepository`,
  * `githubOidcProviderArn`, `registryBucket`, `registryPrefix`, `additionalMinterArns`
- * (comma-separated), `realm` (`true` for the token endpoint), `realmService`, `realmIssuer`. Without `grantsFile` and `minTokenTtl`, the shortest lifetime is assumed
- * to be {@link DEFAULT_MIN_TOKEN_TTL}.
+ * (comma-separated), `realm` (`true` for the token endpoint), `realmService`, `realmIssuer`,
+ * `recordTokenReads` (`true` for a trail of token reads). Without `grantsFile` and
+ * `minTokenTtl`, the shortest lifetime is assumed to be {@link DEFAULT_MIN_TOKEN_TTL}.
  */
 export function propsFromContext(node: Node): RegtokenStackProps {
   const text = (name: string): string | undefined => {
@@ -306,6 +319,7 @@ export function propsFromContext(node: Node): RegtokenStackProps {
     realm: flag('realm'),
     realmService: text('realmService'),
     realmIssuer: text('realmIssuer'),
+    recordTokenReads: flag('recordTokenReads'),
   };
   return Object.fromEntries(
     Object.entries(props).filter(([, v]) => v !== undefined),

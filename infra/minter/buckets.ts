@@ -10,6 +10,8 @@ import type { Construct } from 'constructs';
 export interface MinterBuckets {
   readonly configBucket: s3.Bucket;
   readonly tokenBucket: s3.Bucket;
+  /** Receives both buckets' S3 server access logs. */
+  readonly accessLogs: s3.IBucket;
 }
 
 /**
@@ -53,7 +55,7 @@ export function createBuckets(scope: Construct, accessLogsBucket?: s3.IBucket): 
     reason:
       'The token bucket policy is written by the function at run time (lambda/core/policy.ts) and starts with a TLS-only Deny (aws:SecureTransport=false); CDK must not own that policy too, or each would overwrite the other.',
   });
-  return { configBucket, tokenBucket };
+  return { configBucket, tokenBucket, accessLogs };
 }
 
 function createAccessLogsBucket(scope: Construct): s3.Bucket {

@@ -30,6 +30,7 @@ const EVERYTHING: RegtokenStackProps = {
   registryPrefix: 'prod',
   additionalMinterArns: ['arn:aws:iam::111122223333:role/ops/break-glass'],
   realm: true,
+  recordTokenReads: true,
 };
 
 interface Finding {

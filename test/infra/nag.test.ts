@@ -20,6 +20,7 @@ const EVERYTHING: RegtokenStackProps = {
   registryPrefix: 'prod',
   additionalMinterArns: ['arn:aws:iam::111122223333:role/ops/break-glass'],
   realm: true,
+  recordTokenReads: true,
 };
 
 /** An app with the stack, and cdk-nag registered the way infra/app.ts registers it. */

@@ -1,7 +1,7 @@
 /**
  * The resource policies of the deployed stack, evaluated by an independent IAM evaluator
  * (@cloud-copilot/iam-simulate) rather than read: the alarm topic's policy, the signing roots'
- * key policies, the config and access-log bucket policies, and the token bucket policy the
+ * key policies, the config, access-log and token-reads trail bucket policies, and the token bucket policy the
  * function writes (built from the function's own settings in the template). Each table row is
  * one request and the decision AWS must make; a row is what to extend when a policy changes.
  *
@@ -29,6 +29,7 @@ const stack = new RegtokenStack(newApp(), 'Regtoken', {
   signingKey: '1',
   alarmEmail: 'ops@example.com',
   githubRepository: 'my-org/registry-grants',
+  recordTokenReads: true,
 });
 const t = new ResolvedTemplate(Template.fromStack(stack).toJSON(), {
   account: ACCOUNT,
@@ -323,6 +324,104 @@ describe('the access-log bucket policy', () => {
         key,
         secureTransport,
         context: { 'aws:SourceArn': sourceArn, 'aws:SourceAccount': sourceAccount },
+      }),
+    ).toBe(expected);
+  });
+});
+
+describe('the token-reads trail bucket policy (recordTokenReads)', () => {
+  const trailId = t.only('AWS::CloudTrail::Trail').id;
+  const trail = t.template.Resources[trailId].Properties;
+  const bucket = t.resolve(trail.S3BucketName) as string;
+  const policy = t.resolve(
+    t.only('AWS::S3::BucketPolicy', 'MinterTokenReadsBucketPolicy').properties.PolicyDocument,
+  );
+  const thisTrail = `arn:aws:cloudtrail:${REGION}:${ACCOUNT}:trail/${trail.TrailName}`;
+  const logKey = (account: string) =>
+    `AWSLogs/${account}/CloudTrail/${REGION}/2026/11/30/${account}_CloudTrail_${REGION}_x.json.gz`;
+
+  it.each<[string, string | undefined, string, string, Record<string, string>, Decision]>([
+    [
+      'this trail delivers its log files',
+      'cloudtrail.amazonaws.com',
+      's3:PutObject',
+      logKey(ACCOUNT),
+      { 'aws:SourceArn': thisTrail, 's3:x-amz-acl': 'bucket-owner-full-control' },
+      'Allowed',
+    ],
+    [
+      'this trail checks the bucket ACL',
+      'cloudtrail.amazonaws.com',
+      's3:GetBucketAcl',
+      '',
+      { 'aws:SourceArn': thisTrail },
+      'Allowed',
+    ],
+    [
+      'another trail of this account cannot deliver here',
+      'cloudtrail.amazonaws.com',
+      's3:PutObject',
+      logKey(ACCOUNT),
+      {
+        'aws:SourceArn': `arn:aws:cloudtrail:${REGION}:${ACCOUNT}:trail/other`,
+        's3:x-amz-acl': 'bucket-owner-full-control',
+      },
+      'ExplicitlyDenied',
+    ],
+    [
+      "another account's trail cannot deliver here, even under this account's prefix",
+      'cloudtrail.amazonaws.com',
+      's3:PutObject',
+      logKey(ACCOUNT),
+      {
+        'aws:SourceArn': `arn:aws:cloudtrail:${REGION}:${OTHER}:trail/${trail.TrailName}`,
+        's3:x-amz-acl': 'bucket-owner-full-control',
+      },
+      'ExplicitlyDenied',
+    ],
+    [
+      'this trail, outside its account prefix',
+      'cloudtrail.amazonaws.com',
+      's3:PutObject',
+      logKey(OTHER),
+      { 'aws:SourceArn': thisTrail, 's3:x-amz-acl': 'bucket-owner-full-control' },
+      'ImplicitlyDenied',
+    ],
+    [
+      'this trail, over plain HTTP',
+      'cloudtrail.amazonaws.com',
+      's3:PutObject',
+      logKey(ACCOUNT),
+      {
+        'aws:SourceArn': thisTrail,
+        's3:x-amz-acl': 'bucket-owner-full-control',
+        'aws:SecureTransport': 'false',
+      },
+      'ExplicitlyDenied',
+    ],
+    ['anyone, anonymously', undefined, 's3:GetObject', logKey(ACCOUNT), {}, 'ImplicitlyDenied'],
+    [
+      "another account's administrator cannot read the record",
+      otherAdmin.principal,
+      's3:GetObject',
+      logKey(ACCOUNT),
+      { 'aws:PrincipalArn': otherAdmin.principalArn },
+      'ImplicitlyDenied',
+    ],
+  ])('%s', async (_, principal, action, key, context, expected) => {
+    expect(
+      await decideS3({
+        bucketPolicy: policy,
+        bucket,
+        bucketAccount: ACCOUNT,
+        ...(principal ? { principal } : {}),
+        ...(principal === otherAdmin.principal
+          ? { identityPolicies: otherAdmin.identityPolicies }
+          : {}),
+        action,
+        ...(key ? { key } : {}),
+        secureTransport: context['aws:SecureTransport'] !== 'false',
+        context,
       }),
     ).toBe(expected);
   });
