@@ -305,6 +305,11 @@ describe('identities that own no token: the same one line as regtoken login', ()
       `regtoken: no token for arn:aws:iam::${ACCOUNT}:user/carol at ${FROM}/tokens/${ACCOUNT}/user/carol.json yet: arn:aws:iam::${ACCOUNT}:user/carol is not in the grants file, or the minter has not run since it was added\n`,
     ],
     [
+      'a session of a role not in the grants (no token)',
+      () => world.roleSession(`arn:aws:iam::${ACCOUNT}:role/regtoken-minter`, 'job-9'),
+      `regtoken: no token for arn:aws:sts::${ACCOUNT}:assumed-role/regtoken-minter/job-9 at ${FROM}/tokens/${ACCOUNT}/role/regtoken-minter.json yet: role regtoken-minter in account ${ACCOUNT} is not in the grants file, or the minter has not run since it was added\n`,
+    ],
+    [
       'an identity that is neither a user nor a role session',
       async () => ({ AWS_ACCESS_KEY_ID: 'testing', AWS_SECRET_ACCESS_KEY: 'testing' }),
       `regtoken: arn:aws:sts::${ACCOUNT}:user/moto is neither an IAM user nor a role session, so it owns no registry token\n`,
