@@ -82,12 +82,16 @@ export function accountCount(n: number): number {
 
 /**
  * Generates the workload for `n` principals. `localAccount` is the minter's account (moto's
- * fixed account in the benchmark).
+ * fixed account in the benchmark); `accounts` overrides how many accounts they are spread over.
  */
-export function generateWorkload(n: number, localAccount = '123456789012'): Workload {
+export function generateWorkload(
+  n: number,
+  localAccount = '123456789012',
+  options: { readonly accounts?: number } = {},
+): Workload {
   const random = prng(0x5eed + n);
   const accounts = [localAccount];
-  for (let i = 1; i < accountCount(n); i++) accounts.push(String(210_000_000_000 + i * 1_111));
+  for (let i = 1; i < (options.accounts ?? accountCount(n)); i++) accounts.push(String(210_000_000_000 + i * 1_111));
   const pickAccount = (): string => {
     if (random() < LOCAL_SHARE) return localAccount;
     return accounts[1 + Math.floor(random() * (accounts.length - 1))] ?? localAccount;

@@ -48,15 +48,18 @@ import {
   checkSchedule,
   under,
 } from './minter/checks.js';
+import { createFanOut, type FanOut, type FanOutOptions, fanOutSettings } from './minter/fan-out.js';
+import { bindFanOutSettings } from './minter/fan-out-settings.js';
 import { createFunction, createTriggers, deployGrants } from './minter/function.js';
 import { createRealm, type Realm, type RealmOptions } from './minter/realm.js';
-import { bindSettings } from './minter/settings.js';
+import { bindSettings, type SettingsSource } from './minter/settings.js';
 import { createRootKey } from './minter/signing-root.js';
 import { acknowledgeSupportFunctions } from './minter/support-functions.js';
 import { recordTokenReads, type TokenReads, type TokenReadsOptions } from './minter/token-reads.js';
 
 export { METRICS_NAMESPACE, serviceNameOf } from './minter/alarms.js';
 export { LIFETIME_MARGIN, lifetimeProblem, shortestLifetime } from './minter/checks.js';
+export type { FanOut, FanOutFunction, FanOutOptions } from './minter/fan-out.js';
 export type { Realm, RealmOptions } from './minter/realm.js';
 export { createRootKey } from './minter/signing-root.js';
 export type { TokenReads, TokenReadsOptions } from './minter/token-reads.js';
@@ -132,15 +135,25 @@ export interface RegistryTokenMinterProps {
    */
   readonly additionalMinters?: readonly (iam.IRole | iam.IUser)[];
   /**
-   * The function's timeout; the run lock's lease is this plus one minute.
+   * The function's timeout; the run lock's lease is this plus one minute. With `fanOut`, the
+   * timeout of each of the workflow's functions.
    * @default Duration.minutes(5)
    */
   readonly timeout?: Duration;
   /**
-   * The function's memory, in MiB.
-   * @default 512
+   * The function's memory, in MiB. With `fanOut`, the plan step's (the workers have 1024, the
+   * finish step 512).
+   * @default 512; 2048 for the plan step of `fanOut`
    */
   readonly memorySize?: number;
+  /**
+   * Mint through a Step Functions workflow instead of one function: a plan step, a Distributed
+   * Map of shard workers (one account per shard, split at `shardSize`) and a finish step, for
+   * more principals than one function carries (docs/aws.md, "Fan-out"). The schedule and the
+   * grants upload start an execution; `function` is then the plan step's.
+   * @default - off: one function mints every token
+   */
+  readonly fanOut?: FanOutOptions;
   /**
    * How long the function's logs are kept.
    * @default logs.RetentionDays.THREE_MONTHS
@@ -190,14 +203,16 @@ export class RegistryTokenMinter extends Construct {
   readonly tokenBucket: s3.Bucket;
   /** The key tokens are currently certified with. */
   readonly signingKey: kms.IKey;
-  /** The minting function. */
+  /** The minting function; with `fanOut`, the workflow's plan step. */
   readonly function: nodejs.NodejsFunction;
-  /** The function's execution role (the minter principal of the token bucket policy). */
+  /** The function's execution role (a minter principal of the token bucket policy). */
   readonly role: iam.Role;
   /** The function's log group. */
   readonly logGroup: logs.LogGroup;
-  /** Receives asynchronous invocations that failed after their retries. */
+  /** Receives invocations (with `fanOut`: workflow starts) that failed after their retries. */
   readonly deadLetterQueue: sqs.Queue;
+  /** With `fanOut`: the workflow, its functions and its alarms. */
+  readonly fanOut?: FanOut;
   /** The schedule that re-mints every token. */
   readonly schedule: scheduler.Schedule;
   /** How often the schedule re-mints every token. */
@@ -234,9 +249,11 @@ export class RegistryTokenMinter extends Construct {
     this.tokenPrefix = checkPrefix('tokenPrefix', props.tokenPrefix ?? '');
     checkConfigKey(this.configKey);
 
-    // Token lifetime vs. schedule, checked before anything is built.
+    // Token lifetime vs. schedule, checked before anything is built. A fanned-out run may take
+    // as long as its execution's timeout before it writes.
+    const fanOut = props.fanOut ? fanOutSettings(props.fanOut) : undefined;
     checkSchedule(period, timeout);
-    const grantsText = checkLifetimes(props, period, timeout);
+    const grantsText = checkLifetimes(props, period, fanOut ? fanOut.timeout : timeout);
 
     const buckets = createBuckets(this, props.accessLogsBucket);
     this.configBucket = buckets.configBucket;
@@ -245,20 +262,11 @@ export class RegistryTokenMinter extends Construct {
     this.signingKey = props.signingKey ?? createRootKey(this, 'SigningKey');
     const trustedKeys = props.trustedKeys ?? [];
 
-    const minter = createFunction(this, {
-      timeout,
-      memorySize: props.memorySize,
-      logRetention: props.logRetention,
-    });
-    this.role = minter.role;
-    this.logGroup = minter.logGroup;
-    this.deadLetterQueue = minter.deadLetterQueue;
-    this.function = minter.function;
-
     this.configUrl = `s3://${this.configBucket.bucketName}/${this.configKey}`;
     this.tokenStoreUrl = `s3://${this.tokenBucket.bucketName}${this.tokenPrefix ? `/${this.tokenPrefix}` : ''}`;
     this.trustBundleUrl = `s3://${this.tokenBucket.bucketName}/${under(this.tokenPrefix)}trust/bundle.pem`;
-    bindSettings(minter, {
+    const grantsObject = { bucket: this.configBucket, key: this.configKey };
+    const settings: Omit<SettingsSource, 'minterArns'> = {
       configBucket: this.configBucket,
       configKey: this.configKey,
       configUrl: this.configUrl,
@@ -268,15 +276,56 @@ export class RegistryTokenMinter extends Construct {
       signingKey: this.signingKey,
       trustedKeys,
       ...(props.registryStorage ? { registryStorage: props.registryStorage } : {}),
-      minterArns: [this.role.roleArn, ...(props.additionalMinters ?? []).map(principalArn)],
       timeout,
       period,
       logLevel: props.logLevel ?? 'INFO',
       serviceName: serviceNameOf(this),
-    });
+    };
+    const additionalMinters = (props.additionalMinters ?? []).map(principalArn);
 
-    const grantsObject = { bucket: this.configBucket, key: this.configKey };
-    this.schedule = createTriggers(this, minter, grantsObject, period);
+    if (fanOut) {
+      const fan = createFanOut(this, {
+        settings: fanOut,
+        timeout,
+        memorySize: props.memorySize,
+        logRetention: props.logRetention,
+        period,
+        grants: grantsObject,
+        tokenBucket: this.tokenBucket,
+        tokenPrefix: this.tokenPrefix,
+        alarmTopic: props.alarmTopic,
+      });
+      this.fanOut = fan;
+      this.function = fan.plan.function;
+      this.role = fan.plan.role;
+      this.logGroup = fan.plan.logGroup;
+      this.deadLetterQueue = fan.deadLetterQueue;
+      this.schedule = fan.schedule;
+      bindFanOutSettings(fan, {
+        ...settings,
+        // The state machine reads the manifests under state/, which the bucket policy denies
+        // to everyone but the minters.
+        minterArns: [
+          ...[fan.plan, fan.shard, fan.finish].map((f) => f.role.roleArn),
+          fan.stateMachine.role.roleArn,
+          ...additionalMinters,
+        ],
+        shardSize: fanOut.shardSize,
+        lease: Duration.seconds(fanOut.timeout.toSeconds() + timeout.toSeconds() + 60),
+      });
+    } else {
+      const minter = createFunction(this, {
+        timeout,
+        memorySize: props.memorySize,
+        logRetention: props.logRetention,
+      });
+      this.role = minter.role;
+      this.logGroup = minter.logGroup;
+      this.deadLetterQueue = minter.deadLetterQueue;
+      this.function = minter.function;
+      bindSettings(minter, { ...settings, minterArns: [this.role.roleArn, ...additionalMinters] });
+      this.schedule = createTriggers(this, minter, grantsObject, period);
+    }
     if (grantsText !== undefined) deployGrants(this, grantsObject, grantsText);
     const alarms = createAlarms(this, this.function, period, props.alarmTopic);
     this.failedRunsAlarm = alarms.failedRuns;

@@ -28,6 +28,8 @@ export const ENV_VARS = {
     'how often tokens are re-minted, e.g. 1h: a token lifetime shorter than 2 × this + REGTOKEN_LIFETIME_MARGIN is a warning (mint, validate, plan; --schedule wins)',
   REGTOKEN_LIFETIME_MARGIN:
     'the margin on top of two schedule periods in that check (default 5m; the Lambda function sets its timeout when longer; --margin wins)',
+  REGTOKEN_SHARD_SIZE:
+    'a fanned-out run (Step Functions): principals per shard, each shard holding one account (default 5000)',
   REGTOKEN_FROM:
     'where login, token and whoami find your token: s3://TOKEN_BUCKET[/PREFIX] (--from wins; else the user config file)',
   REGTOKEN_REGISTRY:
@@ -102,6 +104,8 @@ export interface EnvSettings {
   readonly schedule: string | undefined;
   /** The margin of the lifetime check (REGTOKEN_LIFETIME_MARGIN). */
   readonly lifetimeMargin: string | undefined;
+  /** A fanned-out run's principals per shard, REGTOKEN_SHARD_SIZE. */
+  readonly shardSize: string | undefined;
   /** Client side: the token location (`s3://…`), REGTOKEN_FROM. */
   readonly from: string | undefined;
   /** Client side: the registry host the token must be for, REGTOKEN_REGISTRY. */
@@ -154,6 +158,7 @@ export function readEnv(env: NodeJS.ProcessEnv = process.env): EnvSettings {
     lockLease: value(env, 'REGTOKEN_LOCK_LEASE'),
     schedule: value(env, 'REGTOKEN_SCHEDULE'),
     lifetimeMargin: value(env, 'REGTOKEN_LIFETIME_MARGIN'),
+    shardSize: value(env, 'REGTOKEN_SHARD_SIZE'),
     from: value(env, 'REGTOKEN_FROM'),
     registry: value(env, 'REGTOKEN_REGISTRY'),
     trust: value(env, 'REGTOKEN_TRUST'),

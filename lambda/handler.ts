@@ -13,27 +13,14 @@ import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { Context } from 'aws-lambda';
 import { AwsClients } from './adapters/aws.js';
-import type { Logger as LoggerPort, Metrics as MetricsPort } from './core/ports.js';
-import { type EnvSettings, readEnv, required } from './env.js';
+import { powertoolsPorts } from './adapters/powertools.js';
+import { readEnv } from './env.js';
 import { ConfigError, RunIncompleteError } from './errors.js';
+import { describeTrigger, lambdaSettings } from './lambda-env.js';
 import { type RunSettings, runMint } from './run.js';
 import { GrantsCache } from './steps/plan.js';
 
-/** Settings for the function from its environment; a missing required one fails by name. */
-export function lambdaSettings(env: EnvSettings): RunSettings {
-  return {
-    config: required(env.config, 'REGTOKEN_CONFIG'),
-    out: required(env.out, 'REGTOKEN_OUT'),
-    signingKey: required(env.signingKey, 'REGTOKEN_SIGNING_KEY'),
-    repositories: env.repositories,
-    minterArns: env.minterArns,
-    trustedKeys: env.trustedKeys,
-    signingMode: env.signingMode,
-    lockLease: env.lockLease,
-    schedule: env.schedule,
-    lifetimeMargin: env.lifetimeMargin,
-  };
-}
+export { lambdaSettings } from './lambda-env.js';
 
 /** What a run reports back to the invoker (also logged). */
 export interface HandlerResult {
@@ -66,17 +53,7 @@ export function createHandler(
   const grantsCache = new GrantsCache();
   let settings: RunSettings | undefined;
 
-  const log: LoggerPort = {
-    debug: (m, a) => logger.debug(m, a ?? {}),
-    info: (m, a) => logger.info(m, a ?? {}),
-    warn: (m, a) => logger.warn(m, a ?? {}),
-    error: (m, a) => logger.error(m, a ?? {}),
-  };
-  const metricsPort: MetricsPort = {
-    count: (name, value) => metrics.addMetric(name, MetricUnit.Count, value),
-    duration: (name, ms) => metrics.addMetric(name, MetricUnit.Milliseconds, ms),
-    metadata: (key, value) => metrics.addMetadata(key, value),
-  };
+  const { log, metrics: metricsPort } = powertoolsPorts(logger, metrics);
 
   return async (event: unknown, context?: Context): Promise<HandlerResult> => {
     if (context) logger.addContext(context);
@@ -127,17 +104,6 @@ export function createHandler(
       metrics.publishStoredMetrics();
     }
   };
-}
-
-function describeTrigger(event: unknown): string {
-  const e = event as {
-    Records?: { eventSource?: string; s3?: { object?: { key?: string } } }[];
-    source?: string;
-  };
-  const record = e?.Records?.[0];
-  if (record?.eventSource === 'aws:s3') return `s3:${record.s3?.object?.key ?? '?'}`;
-  if (typeof e?.source === 'string') return e.source;
-  return 'schedule';
 }
 
 /** The Lambda entry point. */

@@ -21,7 +21,7 @@ import { parseDuration } from './core/duration.js';
 import { LeaseFence, leaseMarginMs } from './core/lease.js';
 import { readSchedule } from './core/lifetime.js';
 import { storePrefixProblem } from './core/policy.js';
-import type { ConfigSource, Logger, Metrics, RunLock, Signer, TokenStore } from './core/ports.js';
+import type { ConfigSource, Logger, Metrics, Signer, TokenStore } from './core/ports.js';
 import { parsePrincipal } from './core/principal.js';
 import { quote } from './core/text.js';
 import { EnvError, InputError, UsageError } from './errors.js';
@@ -66,6 +66,8 @@ export interface RunContext {
    * without one gets its own, which still spares the second parse of a locked run.
    */
   readonly grantsCache?: GrantsCache;
+  /** Who holds the run lock: a new owner per run unless given (a fanned-out run's execution). */
+  readonly lockOwner?: string;
 }
 
 export function configSource(location: string, aws: AwsClients): ConfigSource {
@@ -80,7 +82,11 @@ export function inventory(location: string, aws: AwsClients) {
     : new FileInventory(location);
 }
 
-function signer(settings: RunSettings, ctx: RunContext): Signer {
+/** The signer these settings name: a KMS key (`kms:…`) or a PEM file (the default one if none). */
+export function signer(
+  settings: Pick<RunSettings, 'signingKey' | 'signingMode' | 'trustedKeys'>,
+  ctx: RunContext,
+): Signer {
   const key = settings.signingKey;
   if (key?.startsWith('kms:')) {
     const mode = settings.signingMode ?? 'certificate';
@@ -105,7 +111,7 @@ function signer(settings: RunSettings, ctx: RunContext): Signer {
 }
 
 /** The lease, checked against the margin it must keep free of writes. */
-function leaseMs(settings: RunSettings, marginMs: number): number {
+function leaseMs(settings: Pick<RunSettings, 'lockLease'>, marginMs: number): number {
   if (settings.lockLease === undefined) return DEFAULT_LOCK_LEASE_SECONDS * 1000;
   const seconds = parseDuration(settings.lockLease);
   if (!seconds)
@@ -122,7 +128,11 @@ function leaseMs(settings: RunSettings, marginMs: number): number {
 }
 
 /** The S3 store with its bucket-policy settings; REGTOKEN_MINTER_ARNS is required there. */
-function s3Store(settings: RunSettings, aws: AwsClients, fence: LeaseFence): S3TokenStore {
+export function s3Store(
+  settings: Pick<RunSettings, 'out' | 'minterArns'>,
+  aws: AwsClients,
+  fence: LeaseFence,
+): S3TokenStore {
   if (settings.minterArns.length === 0)
     throw new EnvError(
       'REGTOKEN_MINTER_ARNS is not set: the IAM roles or users (comma-separated ARNs) allowed to write the token bucket; regtoken writes the bucket policy that keeps each token readable by its owner only',
@@ -147,12 +157,10 @@ function s3Store(settings: RunSettings, aws: AwsClients, fence: LeaseFence): S3T
 }
 
 /** Builds the ports for a run. Throws a user-facing error for bad settings, before any I/O. */
-export function wire(settings: RunSettings, ctx: RunContext): { deps: MintDeps; lock?: RunLock } {
+export function wire(settings: RunSettings, ctx: RunContext): { deps: MintDeps; lock?: S3RunLock } {
   const onS3 = isS3Url(settings.out);
   // Into S3, every write of the store checks the run's lease (lambda/core/lease.ts).
   const fence = new LeaseFence();
-  const marginMs = leaseMarginMs(ctx.aws.s3RequestTimeoutMs);
-  const lease = onS3 ? leaseMs(settings, marginMs) : 0;
   const store: TokenStore = onS3
     ? s3Store(settings, ctx.aws, fence)
     : new FileTokenStore(settings.out);
@@ -176,15 +184,29 @@ export function wire(settings: RunSettings, ctx: RunContext): { deps: MintDeps; 
     ...(ctx.clock ? { clock: ctx.clock } : {}),
   };
   if (!onS3) return { deps };
+  return { deps, lock: runLock(settings, ctx, fence, ctx.lockOwner) };
+}
+
+/**
+ * The run lock of an S3 token store, `state/lock.json` under its prefix, arming `fence` while it
+ * is held. Its owner is new unless given (a fanned-out run's execution, whose retried plan step
+ * takes its own lock again).
+ */
+export function runLock(
+  settings: Pick<RunSettings, 'out' | 'lockLease'>,
+  ctx: RunContext,
+  fence: LeaseFence,
+  owner: string = randomUUID(),
+): S3RunLock {
   const at = parseS3Url(settings.out, 'prefix');
-  const lock = new S3RunLock(
+  const marginMs = leaseMarginMs(ctx.aws.s3RequestTimeoutMs);
+  return new S3RunLock(
     ctx.aws.s3,
     at.bucket,
     at.key ? `${at.key}/state/lock.json` : 'state/lock.json',
-    randomUUID(),
-    { leaseMs: lease, marginMs, fence },
+    owner,
+    { leaseMs: leaseMs(settings, marginMs), marginMs, fence },
   );
-  return { deps, lock };
 }
 
 /**

@@ -103,7 +103,7 @@ export function bindSettings(minter: MinterFunction, s: SettingsSource): void {
     `kms:${s.signingKey.keyArn}`,
     signingStatement('SignWithRoot', [s.signingKey]),
   );
-  allowOnlyToSign(s.signingKey, minter.role);
+  allowOnlyToSign(s.signingKey, [minter.role]);
   if (s.trustedKeys.length > 0) {
     bind(
       'REGTOKEN_TRUSTED_KEYS',
@@ -111,7 +111,7 @@ export function bindSettings(minter: MinterFunction, s: SettingsSource): void {
       // Sign too: the root certificate of a trusted key is self-signed by that key once.
       signingStatement('CertifyTrustedRoots', s.trustedKeys),
     );
-    for (const key of s.trustedKeys) allowOnlyToSign(key, minter.role);
+    for (const key of s.trustedKeys) allowOnlyToSign(key, [minter.role]);
   }
 
   if (s.registryStorage) {

@@ -35,16 +35,17 @@ export function signingStatement(sid: string, keys: readonly kms.IKey[]): iam.Po
 }
 
 /**
- * For a key created in this stack: the key policy lets the function (its role `signer`) use the
- * key and denies `kms:Sign` to every other principal, grants included. The function is named in
+ * For a key created in this stack: the key policy lets the functions (their roles `signers`) use
+ * the key and denies `kms:Sign` to every other principal, grants included. The function is named in
  * conditions on `aws:PrincipalArn`, not as a Principal: KMS rejects a policy naming a role IAM
  * has not propagated yet, which a role created in the same deployment may be. So the account is
  * the principal, and the function's identity statement ({@link signingStatement}) completes the
  * grant. Keys from elsewhere keep their own policy (addToResourcePolicy is a no-op on them).
  */
-export function allowOnlyToSign(key: kms.IKey, signer: iam.IRole): void {
+export function allowOnlyToSign(key: kms.IKey, signers: readonly iam.IRole[]): void {
   if (!(key instanceof kms.Key)) return;
-  const isFunction = { 'aws:PrincipalArn': signer.roleArn };
+  const arns = signers.map((s) => s.roleArn);
+  const isFunction = { 'aws:PrincipalArn': arns.length === 1 ? arns[0] : arns };
   key.addToResourcePolicy(
     new iam.PolicyStatement({
       sid: 'MinterSigns',

@@ -24,7 +24,7 @@ import { GetPublicKeyCommand, type KMSClient, SignCommand } from '@aws-sdk/clien
 import { exportJWK } from 'jose';
 import { derToJose } from '../core/ecdsa.js';
 import { libtrustKeyId } from '../core/libtrust.js';
-import type { Signer, SigningKey } from '../core/ports.js';
+import type { RootedSigner, SignerRoot, SigningKey, TrustMaterial } from '../core/ports.js';
 import { certificateToPem, createCertificate } from '../core/x509.js';
 import { SigningKeyError } from '../errors.js';
 import { describeAwsError } from './aws.js';
@@ -58,8 +58,13 @@ interface Root {
  */
 const publicKeys = new WeakMap<KMSClient, Map<string, Uint8Array>>();
 
-/** A {@link Signer} whose root of trust is an asymmetric KMS key. */
-export class KmsSigner implements Signer {
+/** The subject (and issuer) name of the root certificate of the key with libtrust ID `kid`. */
+function rootName(kid: string): string {
+  return `regtoken root ${kid.slice(0, 14)}`;
+}
+
+/** A {@link RootedSigner} whose root of trust is an asymmetric KMS key. */
+export class KmsSigner implements RootedSigner {
   constructor(
     private readonly kms: KMSClient,
     private readonly keyId: string,
@@ -75,10 +80,70 @@ export class KmsSigner implements Signer {
     notAfter: Date;
     publishedBundle: string | undefined;
   }): Promise<SigningKey> {
-    const root = await this.root(this.keyId, window.now, window.publishedBundle, true);
+    const { root, trust } = await this.roots(window.now, window.publishedBundle);
+    if (this.options.mode === 'direct') {
+      return {
+        alg: 'ES256',
+        keyHeader: { kid: root.kid },
+        sign: async (input) => derToJose(await this.sign(this.keyId, input)),
+        trust,
+        description: `KMS key ${this.keyId} (ES256, signed by KMS per token, kid ${root.kid})`,
+      };
+    }
+    return this.leafKey(root, window.now, window.notAfter, trust);
+  }
+
+  /**
+   * The plan step of a fanned-out run: the trust material and the signing root as plain data,
+   * with no per-run key (so no Sign, except the once-only root certificate). Certificate mode
+   * only: in direct mode every worker would need the root's `kid` and KMS for every token.
+   */
+  async prepareRoot(window: {
+    now: Date;
+    publishedBundle: string | undefined;
+  }): Promise<{ trust: TrustMaterial; root: SignerRoot; description: string }> {
+    if (this.options.mode === 'direct')
+      throw new SigningKeyError(
+        'a fanned-out run certifies one key per shard: REGTOKEN_SIGNING_MODE=direct is not supported there',
+      );
+    const { root, trust } = await this.roots(window.now, window.publishedBundle);
+    return {
+      trust,
+      root: { keyId: root.keyId, publicKey: Buffer.from(root.spki).toString('base64') },
+      description: `KMS key ${this.keyId} (ES256, per-shard certificates)`,
+    };
+  }
+
+  /**
+   * A worker's key in a fanned-out run: an ephemeral key certified under `root` with one KMS
+   * Sign (no GetPublicKey: the plan step passed the root's public key along).
+   */
+  async certify(root: SignerRoot, window: { now: Date; notAfter: Date }): Promise<SigningKey> {
+    if (root.keyId !== this.keyId)
+      throw new SigningKeyError(
+        `the run was planned with KMS key ${root.keyId}, this worker signs with ${this.keyId}`,
+      );
+    const spki = new Uint8Array(Buffer.from(root.publicKey, 'base64'));
+    const kid = libtrustKeyId(spki);
+    // The trust material was published by the plan step; a worker's key carries none.
+    const key = await this.leafKey(
+      { keyId: root.keyId, spki, commonName: rootName(kid) },
+      window.now,
+      window.notAfter,
+      { bundlePem: '', jwks: { keys: [] } },
+    );
+    return { ...key, description: `KMS key ${root.keyId} (ES256, per-shard certificate)` };
+  }
+
+  /** The roots of the signing key and the trusted keys, and the trust material they make. */
+  private async roots(
+    now: Date,
+    publishedBundle: string | undefined,
+  ): Promise<{ root: Root; trust: TrustMaterial }> {
+    const root = await this.root(this.keyId, now, publishedBundle, true);
     const others = [];
     for (const id of this.options.trustedKeyIds ?? [])
-      if (id !== this.keyId) others.push(await this.root(id, window.now, window.publishedBundle));
+      if (id !== this.keyId) others.push(await this.root(id, now, publishedBundle));
     const roots = [root, ...others];
     const trust = {
       bundlePem: roots.map((r) => certificateToPem(r.certDer)).join(''),
@@ -95,17 +160,16 @@ export class KmsSigner implements Signer {
         ),
       },
     };
+    return { root, trust };
+  }
 
-    if (this.options.mode === 'direct') {
-      return {
-        alg: 'ES256',
-        keyHeader: { kid: root.kid },
-        sign: async (input) => derToJose(await this.sign(this.keyId, input)),
-        trust,
-        description: `KMS key ${this.keyId} (ES256, signed by KMS per token, kid ${root.kid})`,
-      };
-    }
-
+  /** An ephemeral P-256 key and its certificate under `root`, signed by KMS. */
+  private async leafKey(
+    root: Pick<Root, 'keyId' | 'spki' | 'commonName'>,
+    now: Date,
+    notAfter: Date,
+    trust: TrustMaterial,
+  ): Promise<SigningKey> {
     const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
     const leafSpki = new Uint8Array(publicKey.export({ type: 'spki', format: 'der' }));
     const leaf = await createCertificate(
@@ -113,21 +177,21 @@ export class KmsSigner implements Signer {
         subjectCommonName: 'regtoken token signer',
         issuerCommonName: root.commonName,
         serialNumber: randomBytes(16),
-        notBefore: new Date(window.now.getTime() - SKEW_MS),
-        notAfter: new Date(window.notAfter.getTime() + SKEW_MS),
+        notBefore: new Date(now.getTime() - SKEW_MS),
+        notAfter: new Date(notAfter.getTime() + SKEW_MS),
         subjectPublicKey: leafSpki,
         issuerPublicKey: root.spki,
         ca: false,
         signatureAlgorithm: 'ES256',
       },
-      (tbs) => this.sign(this.keyId, tbs),
+      (tbs) => this.sign(root.keyId, tbs),
     );
     return {
       alg: 'ES256',
       keyHeader: { x5c: [Buffer.from(leaf).toString('base64')] },
       sign: (input) => joseSign('ES256', privateKey, input),
       trust,
-      description: `KMS key ${this.keyId} (ES256, per-run certificate)`,
+      description: `KMS key ${root.keyId} (ES256, per-run certificate)`,
     };
   }
 
@@ -140,7 +204,7 @@ export class KmsSigner implements Signer {
   ): Promise<Root> {
     const spki = await this.publicKey(keyId, signing);
     const kid = libtrustKeyId(spki);
-    const commonName = `regtoken root ${kid.slice(0, 14)}`;
+    const commonName = rootName(kid);
     let certDer = findCertificateFor(bundle, spki);
     if (!certDer) {
       const notAfter = new Date(now);

@@ -101,6 +101,16 @@ export class Lease implements RunLease {
     return this.#deadline - this.options.monotonic();
   }
 
+  /**
+   * AWS's time (ms since the epoch) from which no write may start: what another process of the
+   * same run (a fanned-out run's worker) counts to on its own clock. Never later than the
+   * holder's own deadline, since {@link now} is estimated from an answer that came after the
+   * lock was written.
+   */
+  writesEndAt(): number {
+    return this.now().getTime() + this.remainingMs();
+  }
+
   /** Throws {@link LeaseExpiredError} when a write started now could outlive the lease. */
   check(): void {
     if (this.#ended)

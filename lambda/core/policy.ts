@@ -106,6 +106,7 @@ export function storePrefixProblem(prefix: string): string | undefined {
  * Builds the token bucket's policy from config: TLS only; readers in the configured accounts may
  * `GetObject` under `PREFIX/tokens/` only where the object's `owner` tag equals their
  * `aws:PrincipalArn`; everyone except the minters is denied reading other principals' tokens,
+ * reading the run state under `PREFIX/state/` (the lock, a fanned-out run's shard files),
  * writing, re-tagging or deleting any object, and listing the bucket. Its size depends only on
  * the number of accounts and minters, never on the number of principals. Accounts and minters
  * are deduplicated and sorted, so the same config always gives byte-identical JSON. Bucket
@@ -146,6 +147,7 @@ export function buildTokenBucketPolicy(input: TokenBucketPolicyInput): PolicyDoc
   const bucketArn = `arn:${partition}:s3:::${bucket}`;
   const objectsArn = `${bucketArn}/*`;
   const tokensArn = `${bucketArn}/${prefix === '' ? '' : `${prefix}/`}tokens/*`;
+  const stateArn = `${bucketArn}/${prefix === '' ? '' : `${prefix}/`}state/*`;
   const notMinter = { ArnNotEquals: { 'aws:PrincipalArn': minters } };
 
   const statements: PolicyStatement[] = [
@@ -185,6 +187,16 @@ export function buildTokenBucketPolicy(input: TokenBucketPolicyInput): PolicyDoc
         StringNotEquals: { [`s3:ExistingObjectTag/${OWNER_TAG_KEY}`]: PRINCIPAL_ARN_VARIABLE },
         ...notMinter,
       },
+    },
+    {
+      Sid: 'DenyRunStateExceptMinter',
+      Effect: 'Deny',
+      Principal: '*',
+      Action: [...TOKEN_READ_ACTIONS],
+      // The run lock and a fanned-out run's shard files (every principal and its access): for
+      // the minters only, whatever an identity policy in the bucket's account allows.
+      Resource: [stateArn],
+      Condition: notMinter,
     },
     {
       Sid: 'DenyWritesExceptMinter',

@@ -107,6 +107,30 @@ export interface RunLock {
   release(): Promise<void>;
 }
 
+/** A lease whose end other processes of the same run can count to (a fanned-out run). */
+export interface HandedLease extends RunLease {
+  /** AWS's time (ms since the epoch) from which no write of the run may start. */
+  writesEndAt(): number;
+}
+
+/**
+ * A run lock whose holding passes from one process of a run to others: the plan step of a
+ * fanned-out run takes it, each worker and the finish step (other Lambda invocations) join its
+ * lease, and the finish step releases it.
+ */
+export interface TransferableLock extends RunLock {
+  acquire(): Promise<HandedLease | undefined>;
+  /** What identifies this holding (the lock object's ETag) while the lock is held. */
+  readonly heldTag: string | undefined;
+  /**
+   * Joins the lease of the holding `tag` for this process's writes, until `writesEndAt`; throws
+   * LeaseExpiredError when the lock is no longer that holding (released or taken over).
+   */
+  join(tag: string, writesEndAt: number): Promise<RunLease>;
+  /** Holds the lock another process of this run took, given its {@link heldTag}, to release it. */
+  adopt(tag: string): void;
+}
+
 /** A signing key ready for one run. */
 export interface SigningKey extends TokenSigner {
   /** Trust material matching this key, to publish for the registry. */
@@ -153,3 +177,50 @@ export const silentLogger: Logger = {
 };
 
 export const noMetrics: Metrics = { count() {}, duration() {}, metadata() {} };
+
+/**
+ * The working files of a fanned-out run, in one folder per run (`state/runs/RUN/` of the token
+ * bucket): the plan step writes the shards, the plan summary and the manifest; each worker
+ * reads its shard and writes its result; the finish step reads the results and removes the
+ * folder. Bodies are JSON.
+ */
+export interface RunFiles {
+  /** Writes `name` in the run's folder and returns its key in the bucket (what the workflow reads). */
+  write(run: string, name: string, body: unknown): Promise<string>;
+  /** Reads `name` from the run's folder; undefined when it does not exist. */
+  read(run: string, name: string): Promise<unknown>;
+  /** Deletes these files of the run's folder (names that do not exist are ignored). */
+  remove(run: string, names: readonly string[]): Promise<void>;
+  /** How to show a file to a user: an `s3://` URL. */
+  locate(run: string, name: string): string;
+}
+
+/** A signing root as plain data: what a worker in another process needs to certify its own key. */
+export interface SignerRoot {
+  /** The root's key (a KMS key ID or ARN). */
+  readonly keyId: string;
+  /** Its public key, DER SubjectPublicKeyInfo in base64. */
+  readonly publicKey: string;
+}
+
+/**
+ * A {@link Signer} whose per-run key can be made apart from the trust material, in another
+ * process (a fanned-out run): the plan step publishes the trust material and hands the root on;
+ * each worker certifies an ephemeral key of its own under it.
+ */
+export interface RootedSigner extends Signer {
+  /** The trust material and the root, without a per-run key (the leaf certificate is not signed). */
+  prepareRoot(window: {
+    readonly now: Date;
+    readonly publishedBundle: string | undefined;
+  }): Promise<{
+    readonly trust: TrustMaterial;
+    readonly root: SignerRoot;
+    readonly description: string;
+  }>;
+  /** A new key certified under `root`, valid from `now` until `notAfter`. */
+  certify(
+    root: SignerRoot,
+    window: { readonly now: Date; readonly notAfter: Date },
+  ): Promise<SigningKey>;
+}

@@ -16,12 +16,24 @@ export interface FinishDeps {
   readonly metrics: Metrics;
 }
 
+/**
+ * A batch's outcome as a worker in another process reports it (a fanned-out run): how many
+ * tokens it wrote instead of each one, so the finish step's input does not grow with tokens.
+ */
+export interface BatchSummary {
+  readonly minted: number;
+  readonly failed: readonly PrincipalProblem[];
+  readonly warnings: readonly string[];
+}
+
 /** What one mint run did. */
 export interface MintResult {
   readonly configVersion: string | undefined;
   /** Principals that got no token because IAM does not know them (see docs/aws.md). */
   readonly unknown: readonly PrincipalProblem[];
-  /** Sorted by principal. */
+  /** How many tokens were written. */
+  readonly minted: number;
+  /** The tokens written, sorted by principal (none listed for batches given as summaries). */
   readonly tokens: readonly MintedToken[];
   readonly failed: readonly PrincipalProblem[];
   readonly removed: readonly string[];
@@ -34,11 +46,12 @@ export interface MintResult {
 /**
  * Deletes the plan's stale tokens ({@link FinishDeps.store}'s concurrency at a time; the first
  * failure fails the run once every delete has ended), then reports the run. `batches` are the
- * results of the sign-and-write step, in the plan's order.
+ * results of the sign-and-write step, in the plan's order, or their summaries. The plan's
+ * principals are not needed: a fanned-out run keeps them in its shard files.
  */
 export async function finish(
-  plan: MintPlan,
-  batches: readonly BatchResult[],
+  plan: Omit<MintPlan, 'principals'>,
+  batches: readonly (BatchResult | BatchSummary)[],
   deps: FinishDeps,
 ): Promise<MintResult> {
   const { store, logger, metrics } = deps;
@@ -55,7 +68,8 @@ export async function finish(
   if (deleteError !== undefined) throw deleteError;
   const removed = plan.stale.filter((k) => deleted.has(k));
 
-  const tokens = batches.flatMap((b) => b.tokens);
+  const tokens = batches.flatMap((b) => ('tokens' in b ? b.tokens : []));
+  const minted = batches.reduce((n, b) => n + ('tokens' in b ? b.tokens.length : b.minted), 0);
   const failed = batches.flatMap((b) => b.failed);
   const warnings = [...plan.warnings, ...batches.flatMap((b) => b.warnings)];
   for (const w of warnings) logger.warn(w);
@@ -64,14 +78,14 @@ export async function finish(
     metrics.count('UnverifiedPrincipals', plan.unverified);
   }
   if (plan.shortLifetimes !== undefined) metrics.count('ShortLifetimes', plan.shortLifetimes);
-  metrics.count('TokensMinted', tokens.length);
+  metrics.count('TokensMinted', minted);
   metrics.count('TokenFailures', failed.length);
   metrics.count('TokensRemoved', removed.length);
   metrics.duration('RunDuration', Date.now() - plan.startedAt);
   if (plan.configVersion) metrics.metadata('configVersion', plan.configVersion);
   logger.info('mint finished', {
     configVersion: plan.configVersion,
-    minted: tokens.length,
+    minted,
     failed: failed.length,
     unknown: plan.unknown.length,
     removed: removed.length,
@@ -82,6 +96,7 @@ export async function finish(
   return {
     configVersion: plan.configVersion,
     unknown: plan.unknown,
+    minted,
     tokens,
     failed,
     removed,

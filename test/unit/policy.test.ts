@@ -107,6 +107,9 @@ const OBJECTS = {
   outsiderToken: tokenOf(ARN.outsider),
   untagged: { key: 'tokens/111122223333/role/untagged.json', owner: undefined },
   trustBundle: { key: 'trust/bundle.pem', owner: undefined },
+  // A fanned-out run's shard file (principals and their access) and the run lock.
+  shardFile: { key: 'state/runs/r-1/shard-0001.json', owner: undefined },
+  lock: { key: 'state/lock.json', owner: undefined },
 } satisfies Record<string, { key: string; owner: string | undefined } | undefined>;
 type ObjectName = keyof typeof OBJECTS;
 
@@ -279,6 +282,16 @@ const TABLE: readonly Row[] = [
   ['ci', 's3:GetObject', 'untagged', 'getTokens', 'tls', X],
   ['ci', 's3:GetObject', 'untagged', 's3:*', 'tls', X],
   ['xRole', 's3:GetObject', 'untagged', 'getTokens', 'tls', X],
+  // the run state (a fanned-out run's shard files, the lock): the minters' only
+  ['ci', 's3:GetObject', 'shardFile', 's3:*', 'tls', X],
+  ['ci', 's3:GetObjectAttributes', 'shardFile', 's3:*', 'tls', X],
+  ['ci', 's3:GetObject', 'lock', 's3:*', 'tls', X],
+  ['webInstance', 's3:GetObject', 'shardFile', 's3:*', 'tls', X],
+  ['xRole', 's3:GetObject', 'shardFile', 's3:*', 'tls', X],
+  ['xRole', 's3:GetObject', 'shardFile', 'getTokens', 'tls', X],
+  ['anonymous', 's3:GetObject', 'shardFile', 'none', 'tls', X],
+  ['minter', 's3:GetObject', 'shardFile', 'minter', 'tls', A],
+  ['minter', 's3:PutObject', 'shardFile', 'minter', 'tls', A],
   // plain HTTP is refused to everyone, owner and minter included
   ['ci', 's3:GetObject', 'ciToken', 'getTokens', 'plain', X],
   ['xRole', 's3:GetObject', 'xRoleToken', 'getTokens', 'plain', X],
@@ -412,6 +425,7 @@ describe('buildTokenBucketPolicy', () => {
       'TlsOnly',
       'ReadOwnToken',
       'DenyOtherTokens',
+      'DenyRunStateExceptMinter',
       'DenyWritesExceptMinter',
       'DenyListingExceptMinter',
       'DenyAccessPoints',
@@ -488,6 +502,9 @@ describe('buildTokenBucketPolicy', () => {
     );
     for (const s of tokenStatements)
       expect(s.Resource).toEqual(['arn:aws:s3:::tokens-bucket/prod/tokens/*']);
+    expect(prod.Statement.find((s) => s.Sid === 'DenyRunStateExceptMinter')?.Resource).toEqual([
+      'arn:aws:s3:::tokens-bucket/prod/state/*',
+    ]);
     expect(prod.Statement.find((s) => s.Sid === 'DenyWritesExceptMinter')?.Resource).toEqual([
       'arn:aws:s3:::tokens-bucket/*',
     ]);
@@ -518,6 +535,7 @@ describe('buildTokenBucketPolicy', () => {
     expect(none.Statement.map((s) => s.Sid)).toEqual([
       'TlsOnly',
       'DenyOtherTokens',
+      'DenyRunStateExceptMinter',
       'DenyWritesExceptMinter',
       'DenyListingExceptMinter',
       'DenyAccessPoints',

@@ -339,6 +339,7 @@ describe('finish', () => {
     expect(result).toEqual({
       configVersion: 'v7',
       unknown: [{ principal: ALICE, reason: 'no such user' }],
+      minted: 3,
       tokens: [minted(CI), minted(ALICE), minted(BOB)],
       failed: [{ principal: 'x', reason: 'y' }],
       removed: ['tokens/111122223333/role/gone.json'],
@@ -357,6 +358,25 @@ describe('finish', () => {
       'duration RunDuration',
       'metadata configVersion v7',
     ]);
+  });
+
+  it('sums summaries of batches (a fanned-out run) as it sums batches', async () => {
+    const metrics = new RecordingMetrics();
+    const result = await finish(
+      planOf({ warnings: ['run warning'] }),
+      [
+        { minted: 2, failed: [], warnings: ['shard 1 warning'] },
+        { minted: 5, failed: [{ principal: 'x', reason: 'y' }], warnings: [] },
+      ],
+      { store: new MemoryStore(), metrics, ...quiet },
+    );
+    expect(result).toMatchObject({
+      minted: 7,
+      tokens: [],
+      failed: [{ principal: 'x', reason: 'y' }],
+      warnings: ['run warning', 'shard 1 warning'],
+    });
+    expect(metrics.calls).toContain('count TokensMinted 7');
   });
 
   it('counts no IAM check when the run made none', async () => {

@@ -16,8 +16,8 @@ import {
   type LockState,
   type Monotonic,
 } from '../../core/lease.js';
-import type { RunLock } from '../../core/ports.js';
-import { StoreError } from '../../errors.js';
+import type { TransferableLock } from '../../core/ports.js';
+import { LeaseExpiredError, StoreError } from '../../errors.js';
 import { awsErrorCode, awsStatus, describeAwsError } from '../aws.js';
 
 /**
@@ -80,7 +80,7 @@ async function sendWithDate<T extends object>(
  * for it exactly one wins. Whether a lease has run out is judged by S3's clock: the object's
  * `Last-Modified` plus the lease, against the `Date` of the answer that read it.
  */
-export class S3RunLock implements RunLock {
+export class S3RunLock implements TransferableLock {
   #etag: string | undefined;
   readonly #monotonic: Monotonic;
   readonly #sleep: (ms: number) => Promise<void>;
@@ -102,7 +102,7 @@ export class S3RunLock implements RunLock {
 
   /** The lock object and S3's time, or undefined when there is none. */
   private async read(): Promise<
-    { state: LockState; etag: string | undefined; marginMs: number } | undefined
+    { state: LockState; etag: string | undefined; marginMs: number; owner: unknown } | undefined
   > {
     try {
       const { output, date } = await sendWithDate<{
@@ -122,6 +122,7 @@ export class S3RunLock implements RunLock {
         typeof v === 'number' && v > 0 ? Math.min(v, MAX_LEASE_MS) : otherwise;
       return {
         etag: output.ETag,
+        owner: body?.owner,
         marginMs: bounded(body?.marginMs, this.options.marginMs),
         state: {
           lastModified,
@@ -142,8 +143,10 @@ export class S3RunLock implements RunLock {
       const current = await this.read();
       if (current) {
         const decision = judgeLock(current.state, current.marginMs);
-        if (decision.kind === 'held') return undefined;
-        if (decision.kind === 'wait') {
+        // A lease held by this owner is this run's own: a fanned-out run's plan step that
+        // Step Functions invokes again after a lost answer takes it again.
+        if (decision.kind === 'held' && current.owner !== this.owner) return undefined;
+        if (decision.kind === 'wait' && current.owner !== this.owner) {
           // A takeover waits out the margin, for writes of the last holder that S3 got late;
           // then it reads the lock again (the holder may have come back and released it).
           if (waited) return undefined;
@@ -195,6 +198,59 @@ export class S3RunLock implements RunLock {
       ContentType: 'application/json',
       ...condition,
     };
+  }
+
+  /**
+   * What identifies this run's holding while it holds the lock (the lock object's ETag): what
+   * another process of the same run needs to {@link join} or {@link adopt} it.
+   */
+  get heldTag(): string | undefined {
+    return this.#etag;
+  }
+
+  /** Holds the lock another process of this run took (see {@link heldTag}), to release it. */
+  adopt(tag: string): void {
+    this.#etag = tag;
+  }
+
+  /**
+   * Joins the lease another process of this run holds (a fanned-out run's worker or finish
+   * step): reads the lock object, refuses with LeaseExpiredError unless it is still the holding
+   * `tag`, and arms the fence until `writesEndAt` (S3's time, from {@link HandedLease}), counted
+   * on this process's monotonic clock from the read, by S3's `Date` of its answer
+   * (lambda/core/lease.ts, {@link Lease.writesEndAt}).
+   */
+  async join(tag: string, writesEndAt: number): Promise<Lease> {
+    const sentAt = this.#monotonic();
+    let answer: { output: { ETag?: string }; date: number | undefined };
+    try {
+      answer = await sendWithDate<{ ETag?: string }>(
+        this.s3,
+        new GetObjectCommand({ Bucket: this.bucket, Key: this.key }),
+      );
+    } catch (err) {
+      if (awsErrorCode(err) === 'NoSuchKey')
+        throw new LeaseExpiredError(`${this.where}: the run lock is gone; this run may not write`);
+      throw new StoreError(describeAwsError(err, this.where), { cause: err });
+    }
+    if (answer.output.ETag !== tag)
+      throw new LeaseExpiredError(
+        `${this.where}: the run lock is no longer this run's (released or taken over); this run may not write`,
+      );
+    const receivedAt = this.#monotonic();
+    const serverAt = answer.date ?? Date.now();
+    const lease = new Lease({
+      sentAt,
+      receivedAt,
+      serverAt,
+      // Writes may start until writesEndAt: the lease as counted from this read.
+      leaseMs: writesEndAt - serverAt + this.options.marginMs,
+      marginMs: this.options.marginMs,
+      where: this.where,
+      monotonic: this.#monotonic,
+    });
+    this.options.fence.arm(lease);
+    return lease;
   }
 
   async release(): Promise<void> {
