@@ -91,7 +91,8 @@ export function generateWorkload(
 ): Workload {
   const random = prng(0x5eed + n);
   const accounts = [localAccount];
-  for (let i = 1; i < (options.accounts ?? accountCount(n)); i++) accounts.push(String(210_000_000_000 + i * 1_111));
+  for (let i = 1; i < (options.accounts ?? accountCount(n)); i++)
+    accounts.push(String(210_000_000_000 + i * 1_111));
   const pickAccount = (): string => {
     if (random() < LOCAL_SHARE) return localAccount;
     return accounts[1 + Math.floor(random() * (accounts.length - 1))] ?? localAccount;

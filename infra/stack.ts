@@ -20,7 +20,7 @@ import type { Construct, Node } from 'constructs';
 import { formatDuration, parseDuration } from '../lambda/core/duration.js';
 import { parsePrincipal } from '../lambda/core/principal.js';
 import { GitHubConfigRoles } from './github.js';
-import { createRootKey, RegistryTokenMinter } from './minter.js';
+import { createRootKey, type FanOutOptions, RegistryTokenMinter } from './minter.js';
 
 /** Settings of {@link RegtokenStack}. */
 export interface RegtokenStackProps extends StackProps {
@@ -44,6 +44,12 @@ export interface RegtokenStackProps extends StackProps {
    * @default Duration.minutes(5)
    */
   readonly timeout?: Duration;
+  /**
+   * Mint through a Step Functions workflow that fans out over shards of principals (see
+   * {@link RegistryTokenMinter}); for more principals than one function carries.
+   * @default - off: one function mints every token
+   */
+  readonly fanOut?: FanOutOptions;
   /**
    * Labels of the signing roots this stack keeps (letters and digits). Each label is one KMS
    * key; the key of a label removed from the list is retained, not deleted.
@@ -163,6 +169,7 @@ export class RegtokenStack extends Stack {
       ...(props.minTokenTtl ? { minTokenTtl: props.minTokenTtl } : {}),
       ...(props.grantsFile ? { grantsFile: props.grantsFile } : {}),
       ...(props.timeout ? { timeout: props.timeout } : {}),
+      ...(props.fanOut ? { fanOut: props.fanOut } : {}),
       signingKey: keys.get(signing) as kms.Key,
       trustedKeys: labels.filter((l) => l !== signing).map((l) => keys.get(l) as kms.Key),
       ...(alarmTopic ? { alarmTopic } : {}),
@@ -253,11 +260,26 @@ export class RegtokenStack extends Stack {
         description: 'CloudTrail events of token reads: who fetched which token (Logs Insights)',
         value: m.tokenReads.logGroup.logGroupName,
       });
-    new CfnOutput(this, 'FunctionName', { value: m.function.functionName });
+    new CfnOutput(this, 'FunctionName', {
+      ...(m.fanOut ? { description: "The workflow's plan step" } : {}),
+      value: m.function.functionName,
+    });
     new CfnOutput(this, 'LogGroupName', {
-      description: "The function's logs (aws logs tail)",
+      description: m.fanOut
+        ? "The plan step's logs (aws logs tail); the workers log to ShardLogGroupName"
+        : "The function's logs (aws logs tail)",
       value: m.logGroup.logGroupName,
     });
+    if (m.fanOut) {
+      new CfnOutput(this, 'StateMachineArn', {
+        description: 'The mint workflow (aws stepfunctions start-execution to mint now)',
+        value: m.fanOut.stateMachine.stateMachineArn,
+      });
+      new CfnOutput(this, 'ShardLogGroupName', {
+        description: "The shard workers' logs",
+        value: m.fanOut.shard.logGroup.logGroupName,
+      });
+    }
     new CfnOutput(this, 'FailedInvocationsQueueUrl', {
       description: 'Invocations that failed after retries',
       value: m.deadLetterQueue.queueUrl,
@@ -266,13 +288,53 @@ export class RegtokenStack extends Stack {
 }
 
 /**
+ * `fanOut=true` turns the workflow on; `shardSize` and `maxConcurrency` (whole numbers) and
+ * `fanOutTimeout` (a duration) set it, and are refused without it.
+ */
+function fanOutFromContext(
+  text: (name: string) => string | undefined,
+  flag: (name: string) => boolean | undefined,
+): FanOutOptions | undefined {
+  const whole = (name: string): number | undefined => {
+    const v = text(name);
+    if (v === undefined) return undefined;
+    if (!/^[0-9]+$/.test(v)) throw new Error(`context ${name}="${v}" is not a whole number`);
+    return Number(v);
+  };
+  const shardSize = whole('shardSize');
+  const maxConcurrency = whole('maxConcurrency');
+  const timeoutText = text('fanOutTimeout');
+  const timeout = timeoutText === undefined ? undefined : parseDuration(timeoutText);
+  if (timeout === 0 || (timeoutText !== undefined && !timeout))
+    throw new Error(`context fanOutTimeout="${timeoutText}" is not a duration like 1h or 90m`);
+  const on = flag('fanOut');
+  const given = [
+    ['shardSize', shardSize],
+    ['maxConcurrency', maxConcurrency],
+    ['fanOutTimeout', timeout],
+  ].filter(([, v]) => v !== undefined);
+  if (!on) {
+    if (given.length > 0)
+      throw new Error(`context ${given.map(([n]) => n).join(', ')} needs fanOut=true`);
+    return undefined;
+  }
+  return {
+    ...(shardSize === undefined ? {} : { shardSize }),
+    ...(maxConcurrency === undefined ? {} : { maxConcurrency }),
+    ...(timeout ? { timeout: Duration.seconds(timeout) } : {}),
+  };
+}
+
+/**
  * Stack settings from CDK context, each a string as given with `-c name=value` or in cdk.json:
  * `grantsFile`, `minTokenTtl`, `schedule`, `timeout` (durations like 1h, 90m), `rootKeys`
  * (comma-separated labels), `signingKey`, `alarmEmail`, `githubRepository`,
  * `githubOidcProviderArn`, `registryBucket`, `registryPrefix`, `additionalMinterArns`
  * (comma-separated), `realm` (`true` for the token endpoint), `realmService`, `realmIssuer`,
- * `recordTokenReads` (`true` for a trail of token reads). Without `grantsFile` and
- * `minTokenTtl`, the shortest lifetime is assumed to be {@link DEFAULT_MIN_TOKEN_TTL}.
+ * `recordTokenReads` (`true` for a trail of token reads), `fanOut` (`true` for the Step
+ * Functions workflow) with `shardSize`, `maxConcurrency` and `fanOutTimeout`. Without
+ * `grantsFile` and `minTokenTtl`, the shortest lifetime is assumed to be
+ * {@link DEFAULT_MIN_TOKEN_TTL}.
  */
 export function propsFromContext(node: Node): RegtokenStackProps {
   const text = (name: string): string | undefined => {
@@ -317,6 +379,7 @@ export function propsFromContext(node: Node): RegtokenStackProps {
     registryPrefix: text('registryPrefix'),
     additionalMinterArns: list('additionalMinterArns'),
     realm: flag('realm'),
+    fanOut: fanOutFromContext(text, flag),
     realmService: text('realmService'),
     realmIssuer: text('realmIssuer'),
     recordTokenReads: flag('recordTokenReads'),

@@ -92,13 +92,16 @@ export function bindFanOutSettings(
     // One object per principal of the shard: names come from the grants at run time.
     statement('WriteTokens', ['s3:PutObject', 's3:PutObjectTagging'], objects('tokens/*')),
     statement('ReadShardWriteResult', ['s3:GetObject', 's3:PutObject'], objects(runFiles)),
+    // Reads the lock before it writes: still this run's holding (lambda/adapters/s3/run-lock.ts).
+    statement('JoinRunLease', ['s3:GetObject'], objects('state/lock.json')),
   );
   bind(
     finish,
     'REGTOKEN_OUT',
     s.tokenStoreUrl,
     statement('DeleteStaleTokens', ['s3:DeleteObject'], objects('tokens/*')),
-    statement('ReleaseLock', ['s3:PutObject'], objects('state/lock.json')),
+    // Reads the lock to join the run's lease before its deletes, then releases it.
+    statement('JoinAndReleaseLock', ['s3:GetObject', 's3:PutObject'], objects('state/lock.json')),
     statement('ReadAndRemoveRunFiles', ['s3:GetObject', 's3:DeleteObject'], objects(runFiles)),
   );
 

@@ -296,7 +296,9 @@ function workflow(
     ),
     itemSelector: {
       run: sfn.JsonPath.stringAt('$.run'),
-      item: sfn.JsonPath.stringAt('$$.Map.Item.Value'),
+      // The run lock's holding: each worker joins its lease before it writes.
+      lock: sfn.JsonPath.objectAt('$.lock'),
+      item: sfn.JsonPath.objectAt('$$.Map.Item.Value'),
     },
     maxConcurrency: options.settings.maxConcurrency,
     mapExecutionType: sfn.StateMachineType.STANDARD,
