@@ -34,6 +34,7 @@ import {
   aws_stepfunctions as sfn,
   type aws_sns as sns,
   aws_sqs as sqs,
+  Token,
   aws_stepfunctions_tasks as tasks,
   Validations,
 } from 'aws-cdk-lib';
@@ -428,7 +429,10 @@ function acknowledgeWorkflow(
   const bucketId = stack.getLogicalId(tokenBucket.node.defaultChild as s3.CfnBucket);
   const id = (c: Construct) => stack.getLogicalId(c.node.defaultChild as lambda.CfnFunction);
   const stateMachineId = stack.getLogicalId(stateMachine.node.defaultChild as sfn.CfnStateMachine);
-  const executions = `arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:execution:{"Fn::Select":[6,{"Fn::Split":[":",{"Ref":"${stateMachineId}"}]}]}`;
+  // cdk-nag names a pseudo parameter <AWS::…> unless the stack's environment is concrete.
+  const name = (v: string, placeholder: string) =>
+    Token.isUnresolved(v) ? `<AWS::${placeholder}>` : v;
+  const executions = `arn:${name(stack.partition, 'Partition')}:states:${name(stack.region, 'Region')}:${name(stack.account, 'AccountId')}:execution:{"Fn::Select":[6,{"Fn::Split":[":",{"Ref":"${stateMachineId}"}]}]}`;
   Validations.of(stateMachine).acknowledge(
     ...[fns.plan, fns.shard, fns.finish].map((f) => ({
       id: `AwsSolutions-IAM5[Resource::<${id(f.function)}.Arn>:*]`,
