@@ -13,6 +13,10 @@
  *   --helper                 only the credential helper's cold and warm latency (bench/helper.ts);
  *                            the default run (no --sizes) measures it too
  *   --helper-runs 21         answers per warm path (cold paths: a third; the smoke check uses 3)
+ *   --fan-out N              principals of the fan-out mode's run (the construct's `fanOut`
+ *                            workflow, bench/fan-out.ts; default the largest size, 10,000;
+ *                            0 leaves it out)
+ *   --shard-size 5000        its shard size, and --max-concurrency 2 its Map's concurrency
  *
  * Each measurement runs in a fresh child process (peak RSS per size); the parent starts
  * moto_server behind the loopback fault proxy (which keeps bucket policies away from moto, see
@@ -33,6 +37,7 @@ import { measureBundle } from './bundle.js';
 import type { AwsSetup, E2EResult } from './e2e.js';
 import { setupAws } from './e2e.js';
 import type { EngineResult } from './engine.js';
+import { type FanOutResult, renderFanOut } from './fan-out.js';
 import { generateWorkload } from './generate.js';
 import {
   benchHelper,
@@ -137,6 +142,34 @@ async function child<T>(
   return JSON.parse(readFileSync(out, 'utf8')) as T;
 }
 
+/**
+ * The fan-out mode in a process of its own (TypeScript through tsx: it synthesizes the stack
+ * from the repository's sources), against the stand-in behind the fault proxy.
+ */
+async function fanOutChild(n: number, options: object, endpoint: string): Promise<FanOutResult> {
+  const out = join(WORK, `fan-out-${n}.json`);
+  const proc = spawn(
+    process.execPath,
+    ['--import', 'tsx', join(ROOT, 'bench/fan-out.ts'), String(n), out, JSON.stringify(options)],
+    {
+      cwd: ROOT,
+      env: {
+        ...awsChildEnv(endpoint),
+        AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
+        POWERTOOLS_METRICS_DISABLED: 'true',
+      },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    },
+  );
+  let stderr = '';
+  proc.stderr.on('data', (d: Buffer) => {
+    stderr += d.toString();
+  });
+  const code = await new Promise<number | null>((resolve) => proc.on('close', resolve));
+  if (code !== 0) throw new Error(`bench fan-out ${n} failed (exit ${code}):\n${stderr}`);
+  return JSON.parse(readFileSync(out, 'utf8')) as FanOutResult;
+}
+
 function log(message: string): void {
   process.stderr.write(`bench: ${message}\n`);
 }
@@ -182,6 +215,9 @@ export async function main(argv: readonly string[]): Promise<BenchResult | Helpe
       'realm-seconds': { type: 'string', default: '20' },
       helper: { type: 'boolean', default: false },
       'helper-runs': { type: 'string', default: '21' },
+      'fan-out': { type: 'string' },
+      'shard-size': { type: 'string', default: '5000' },
+      'max-concurrency': { type: 'string', default: '2' },
     },
   });
   const helperRuns = Number(values['helper-runs']);
@@ -195,14 +231,26 @@ export async function main(argv: readonly string[]): Promise<BenchResult | Helpe
       helperRuns,
     );
   }
+  const whole = (name: string, v: string | undefined, min: number): number => {
+    const n = Number(v?.replaceAll('_', ''));
+    if (!Number.isInteger(n) || n < min)
+      throw new Error(`--${name}: a whole number, at least ${min} (got ${v})`);
+    return n;
+  };
+  const sizes = values.sizes
+    ? values.sizes.split(',').map((s) => Number(s.replaceAll('_', '').trim()))
+    : DEFAULT_SIZES;
+  const fanOutN =
+    values['fan-out'] === undefined ? Math.max(...sizes) : whole('fan-out', values['fan-out'], 0);
+  const fanOutOptions = {
+    shardSize: whole('shard-size', values['shard-size'], 1),
+    maxConcurrency: whole('max-concurrency', values['max-concurrency'], 1),
+  };
   const realmSeconds = Number(values['realm-seconds']);
   if (!Number.isFinite(realmSeconds) || realmSeconds < 0)
     throw new Error(
       `--realm-seconds: a number of seconds, 0 or more (got ${values['realm-seconds']})`,
     );
-  const sizes = values.sizes
-    ? values.sizes.split(',').map((s) => Number(s.replaceAll('_', '').trim()))
-    : DEFAULT_SIZES;
   if (sizes.some((n) => !Number.isInteger(n) || n < 20))
     throw new Error(`--sizes: whole numbers of principals, at least 20 (got ${values.sizes})`);
   const directAt = sizes.includes(1000) ? 1000 : (sizes[0] as number);
@@ -247,6 +295,7 @@ export async function main(argv: readonly string[]): Promise<BenchResult | Helpe
   }
 
   const results: SizeResult[] = [];
+  let fanOut: FanOutResult | undefined;
   const moto = await startMoto();
   const proxy = await startFaultProxy(moto.endpoint);
   // The parent prepares AWS directly on moto; the measured child goes through the proxy.
@@ -291,6 +340,14 @@ export async function main(argv: readonly string[]): Promise<BenchResult | Helpe
         e2e,
       });
     }
+    if (fanOutN > 0) {
+      await moto.reset();
+      proxy.policies.clear();
+      log(`AWS setup, ${fanOutN} principals (fan-out)`);
+      const setup = await setupAws(generateWorkload(fanOutN));
+      log(`fan-out, ${fanOutN} principals`);
+      fanOut = await fanOutChild(fanOutN, { ...fanOutOptions, setup }, proxy.endpoint);
+    }
   } finally {
     restoreEnv();
     await proxy.stop();
@@ -314,9 +371,11 @@ export async function main(argv: readonly string[]): Promise<BenchResult | Helpe
     directAt,
     hostile,
   };
-  const markdown = realm
-    ? `${renderMarkdown(result)}\n\n${renderRealm(realm)}`
-    : renderMarkdown(result);
+  const markdown = [
+    renderMarkdown(result),
+    ...(fanOut ? [renderFanOut(fanOut)] : []),
+    ...(realm ? [renderRealm(realm)] : []),
+  ].join('\n\n');
   process.stdout.write(`${markdown}\n`);
   if (writeTo) {
     writeResults(writeTo, markdown);
@@ -325,7 +384,7 @@ export async function main(argv: readonly string[]): Promise<BenchResult | Helpe
   if (values.json)
     writeFileSync(
       values.json,
-      JSON.stringify({ ...result, realm, targets: checkTargets(result) }, null, 2),
+      JSON.stringify({ ...result, realm, fanOut, targets: checkTargets(result) }, null, 2),
     );
   // The full run measures the credential helper too (a minute or two).
   if (values.sizes === undefined) await helperBench(writeTo, undefined, helperRuns);

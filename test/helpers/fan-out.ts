@@ -205,6 +205,8 @@ export function fanOutRuntime(
     readonly dir: string;
     readonly mode?: (fn: DeployedFunction, payload: unknown, attempt: number) => InvokeMode;
     readonly before?: (fn: DeployedFunction, payload: unknown) => Promise<void>;
+    /** The SDK clients of each new (cold) function container; the benchmark counts their calls. */
+    readonly clients?: (fn: DeployedFunction) => AwsClients;
   },
 ): FanOutRuntime {
   const warm = new Map<string, ReturnType<typeof createFanOutHandlers>>();
@@ -235,7 +237,7 @@ export function fanOutRuntime(
           metrics.set(name, recorded);
           handlers = createFanOutHandlers({
             env: { ...fn.environment },
-            aws: new AwsClients(),
+            aws: options.clients?.(fn) ?? new AwsClients(),
             logger: new Logger({ serviceName: 'regtoken-test', logLevel: 'SILENT' }),
             metrics: recorded,
           });

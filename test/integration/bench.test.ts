@@ -1,7 +1,7 @@
 /**
  * Smoke check of the benchmark (`npm run bench -- --sizes 100`): it runs end to end on this
- * machine (its own moto_server, the stack's bundle) and reports every measurement with sane
- * values. Timings are printed, never asserted: they depend on the machine and its load.
+ * machine (its own moto_server, the stack's bundle, the fan-out mode at 100 principals) and
+ * reports every measurement with sane values. Timings are printed, never asserted: they depend on the machine and its load.
  */
 
 import { spawn } from 'node:child_process';
@@ -9,6 +9,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { CallCounts } from '../../bench/counter.js';
+import { type FanOutResult, kmsCalls, s3PerToken } from '../../bench/fan-out.js';
 import type { RealmBenchResult } from '../../bench/realm.js';
 import type { BenchResult, TargetCheck } from '../../bench/report.js';
 import { makeTempDir, removeTempDir } from '../helpers/tmp.js';
@@ -150,6 +151,26 @@ describe('npm run bench -- --sizes 100', () => {
         expect(side.requests).toBeGreaterThan(0);
         expect(side.p99Ms).toBeGreaterThanOrEqual(side.p50Ms);
       }
+  });
+
+  it('runs the fan-out mode at the largest size: KMS calls = 1 + shards, one PutObject per token', () => {
+    expect(stdout).toContain('### Fan-out at 100 principals');
+    const fanOut = (result as unknown as { fanOut: FanOutResult }).fanOut;
+    const workload = result.sizes[0]?.workload;
+    if (!workload) throw new Error('no workload');
+    expect(fanOut.n).toBe(100);
+    expect(fanOut.shards).toBe(workload.accounts); // 100 principals: one shard per account
+    for (const run of [fanOut.first, fanOut.steady]) {
+      expect(run.status).toBe('SUCCEEDED');
+      expect(run.tokens).toBe(100 - workload.deletedPrincipals);
+      expect(run.shardMs).toHaveLength(fanOut.shards);
+      expect(run.calls.S3?.PutObject).toBeGreaterThanOrEqual(run.tokens);
+    }
+    // The first run also signs the root certificate; later ones only a certificate per shard.
+    expect(fanOut.first.calls.KMS).toEqual({ GetPublicKey: 1, Sign: fanOut.shards + 1 });
+    expect(fanOut.steady.calls.KMS).toEqual({ GetPublicKey: 1, Sign: fanOut.shards });
+    expect(kmsCalls(fanOut.steady)).toBe(1 + fanOut.shards);
+    expect(s3PerToken(fanOut.steady)).toBeGreaterThan(1);
   });
 
   it('checks every target of issue 6, and claims nothing it cannot tell from one size', () => {
