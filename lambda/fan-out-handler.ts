@@ -83,27 +83,7 @@ export function createFanOutHandlers(
     return env;
   };
 
-  /** Runs a step with the handler's logging, metric publishing and error reporting. */
-  const step =
-    <E, R>(name: string, run: (event: E) => Promise<R>) =>
-    async (event: E, context?: Context): Promise<R> => {
-      if (context) logger.addContext(context);
-      try {
-        return await run(event);
-      } catch (err) {
-        metrics.addMetric('RunsFailed', MetricUnit.Count, 1);
-        if (err instanceof ConfigError)
-          logger.error('grants file invalid; nothing written', { issues: err.message.split('\n') });
-        else
-          logger.error(`${name} step failed`, {
-            error: (err as Error).message,
-            code: (err as { code?: string }).code,
-          });
-        throw err;
-      } finally {
-        metrics.publishStoredMetrics();
-      }
-    };
+  const step = stepRunner(logger, metrics);
 
   const plan = step('plan', async (event: PlanEvent): Promise<PlanOutput> => {
     logger.info('run started', { trigger: describeTrigger(event?.input) });
@@ -183,6 +163,29 @@ export function createFanOutHandlers(
   });
 
   return { plan, shard, finish };
+}
+
+/** Runs a step with the handler's logging, metric publishing and error reporting. */
+function stepRunner(logger: Logger, metrics: Metrics) {
+  return <E, R>(name: string, run: (event: E) => Promise<R>) =>
+    async (event: E, context?: Context): Promise<R> => {
+      if (context) logger.addContext(context);
+      try {
+        return await run(event);
+      } catch (err) {
+        metrics.addMetric('RunsFailed', MetricUnit.Count, 1);
+        if (err instanceof ConfigError)
+          logger.error('grants file invalid; nothing written', { issues: err.message.split('\n') });
+        else
+          logger.error(`${name} step failed`, {
+            error: (err as Error).message,
+            code: (err as { code?: string }).code,
+          });
+        throw err;
+      } finally {
+        metrics.publishStoredMetrics();
+      }
+    };
 }
 
 /** A fanned-out run writes to S3: its files live in the token bucket. */

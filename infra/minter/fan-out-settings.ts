@@ -134,23 +134,8 @@ export function bindFanOutSettings(
     for (const key of s.trustedKeys) allowOnlyToSign(key, [plan.role]);
   }
 
-  if (s.registryStorage) {
-    const prefix = checkPrefix('registryStorage.prefix', s.registryStorage.prefix ?? '');
-    const bucket = s.registryStorage.bucket;
-    bind(
-      plan,
-      'REGTOKEN_REPOSITORIES',
-      `s3://${bucket.bucketName}${prefix ? `/${prefix}` : ''}`,
-      new iam.PolicyStatement({
-        sid: 'ListRepositories',
-        actions: ['s3:ListBucket'],
-        resources: [bucket.bucketArn],
-        conditions: {
-          StringLike: { 's3:prefix': `${under(prefix)}docker/registry/v2/repositories/*` },
-        },
-      }),
-    );
-  }
+  if (s.registryStorage)
+    bind(plan, 'REGTOKEN_REPOSITORIES', ...listRepositories(s.registryStorage));
 
   acknowledge(fns, s.tokenBucket, out);
   bind(plan, 'REGTOKEN_LOCK_LEASE', formatDuration(s.lease.toSeconds()));
@@ -183,6 +168,25 @@ function acknowledge(fns: FanOutFunctions, tokenBucket: s3.Bucket, out: string):
   });
   Validations.of(fns.shard.role).acknowledge(runFiles, tokens('writes'));
   Validations.of(fns.finish.role).acknowledge(runFiles, tokens('deletes stale'));
+}
+
+/** The registry's storage as REGTOKEN_REPOSITORIES, and listing its repositories only. */
+function listRepositories(
+  storage: NonNullable<SettingsSource['registryStorage']>,
+): [string, iam.PolicyStatement] {
+  const prefix = checkPrefix('registryStorage.prefix', storage.prefix ?? '');
+  const bucket = storage.bucket;
+  return [
+    `s3://${bucket.bucketName}${prefix ? `/${prefix}` : ''}`,
+    new iam.PolicyStatement({
+      sid: 'ListRepositories',
+      actions: ['s3:ListBucket'],
+      resources: [bucket.bucketArn],
+      conditions: {
+        StringLike: { 's3:prefix': `${under(prefix)}docker/registry/v2/repositories/*` },
+      },
+    }),
+  ];
 }
 
 function statement(sid: string, actions: string[], resources: string[]): iam.PolicyStatement {
