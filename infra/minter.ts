@@ -281,51 +281,19 @@ export class RegistryTokenMinter extends Construct {
       logLevel: props.logLevel ?? 'INFO',
       serviceName: serviceNameOf(this),
     };
-    const additionalMinters = (props.additionalMinters ?? []).map(principalArn);
-
-    if (fanOut) {
-      const fan = createFanOut(this, {
-        settings: fanOut,
-        timeout,
-        memorySize: props.memorySize,
-        logRetention: props.logRetention,
-        period,
-        grants: grantsObject,
-        tokenBucket: this.tokenBucket,
-        tokenPrefix: this.tokenPrefix,
-        alarmTopic: props.alarmTopic,
-      });
-      this.fanOut = fan;
-      this.function = fan.plan.function;
-      this.role = fan.plan.role;
-      this.logGroup = fan.plan.logGroup;
-      this.deadLetterQueue = fan.deadLetterQueue;
-      this.schedule = fan.schedule;
-      bindFanOutSettings(fan, {
-        ...settings,
-        // The state machine reads the manifests under state/, which the bucket policy denies
-        // to everyone but the minters.
-        minterArns: [
-          ...[fan.plan, fan.shard, fan.finish].map((f) => f.role.roleArn),
-          fan.stateMachine.role.roleArn,
-          ...additionalMinters,
-        ],
-        shardSize: fanOut.shardSize,
-        lease: Duration.seconds(fanOut.timeout.toSeconds() + timeout.toSeconds() + 60),
-      });
-    } else {
-      const minter = createFunction(this, {
-        timeout,
-        memorySize: props.memorySize,
-        logRetention: props.logRetention,
-      });
-      this.role = minter.role;
-      this.logGroup = minter.logGroup;
-      this.deadLetterQueue = minter.deadLetterQueue;
-      this.function = minter.function;
-      bindSettings(minter, { ...settings, minterArns: [this.role.roleArn, ...additionalMinters] });
-      this.schedule = createTriggers(this, minter, grantsObject, period);
-    }
+    const minting = createMinting(this, {
+      props,
+      fanOut,
+      settings,
+      grants: grantsObject,
+      additionalMinters: (props.additionalMinters ?? []).map(principalArn),
+    });
+    this.fanOut = minting.fanOut;
+    this.function = minting.function;
+    this.role = minting.role;
+    this.logGroup = minting.logGroup;
+    this.deadLetterQueue = minting.deadLetterQueue;
+    this.schedule = minting.schedule;
     if (grantsText !== undefined) deployGrants(this, grantsObject, grantsText);
     const alarms = createAlarms(this, this.function, period, props.alarmTopic);
     this.failedRunsAlarm = alarms.failedRuns;
@@ -450,4 +418,78 @@ function ownPrincipal(
   if (typeof r.userName === 'string' && typeof r.userArn === 'string' && r.env)
     return { account: r.env.account, type: 'user', name: r.userName };
   return undefined;
+}
+
+/** What mints: the function, or with `fanOut` the workflow (whose plan step stands for it). */
+interface Minting {
+  readonly fanOut?: FanOut;
+  readonly function: nodejs.NodejsFunction;
+  readonly role: iam.Role;
+  readonly logGroup: logs.LogGroup;
+  readonly deadLetterQueue: sqs.Queue;
+  readonly schedule: scheduler.Schedule;
+}
+
+/** Creates the minting function and its triggers, or the fanned-out workflow. */
+function createMinting(
+  scope: Construct,
+  o: {
+    readonly props: RegistryTokenMinterProps;
+    readonly fanOut: Required<FanOutOptions> | undefined;
+    readonly settings: Omit<SettingsSource, 'minterArns'>;
+    readonly grants: { readonly bucket: s3.Bucket; readonly key: string };
+    readonly additionalMinters: readonly string[];
+  },
+): Minting {
+  const { props, fanOut, settings } = o;
+  const timeout = settings.timeout;
+  if (!fanOut) {
+    const minter = createFunction(scope, {
+      timeout,
+      memorySize: props.memorySize,
+      logRetention: props.logRetention,
+    });
+    bindSettings(minter, {
+      ...settings,
+      minterArns: [minter.role.roleArn, ...o.additionalMinters],
+    });
+    return {
+      function: minter.function,
+      role: minter.role,
+      logGroup: minter.logGroup,
+      deadLetterQueue: minter.deadLetterQueue,
+      schedule: createTriggers(scope, minter, o.grants, settings.period),
+    };
+  }
+  const fan = createFanOut(scope, {
+    settings: fanOut,
+    timeout,
+    memorySize: props.memorySize,
+    logRetention: props.logRetention,
+    period: settings.period,
+    grants: o.grants,
+    tokenBucket: settings.tokenBucket,
+    tokenPrefix: settings.tokenPrefix,
+    alarmTopic: props.alarmTopic,
+  });
+  bindFanOutSettings(fan, {
+    ...settings,
+    // The state machine reads the manifests under state/, which the bucket policy denies to
+    // everyone but the minters.
+    minterArns: [
+      ...[fan.plan, fan.shard, fan.finish].map((f) => f.role.roleArn),
+      fan.stateMachine.role.roleArn,
+      ...o.additionalMinters,
+    ],
+    shardSize: fanOut.shardSize,
+    lease: Duration.seconds(fanOut.timeout.toSeconds() + timeout.toSeconds() + 60),
+  });
+  return {
+    fanOut: fan,
+    function: fan.plan.function,
+    role: fan.plan.role,
+    logGroup: fan.plan.logGroup,
+    deadLetterQueue: fan.deadLetterQueue,
+    schedule: fan.schedule,
+  };
 }

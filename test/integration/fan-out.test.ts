@@ -239,7 +239,7 @@ describe('a fanned-out run, driven by the synthesized definition', () => {
 
     const rt = runtime();
     const outcome = await execute(rt);
-    expect(outcome.status).toBe('SUCCEEDED');
+    expect(ended(outcome)).toEqual({ status: 'SUCCEEDED' });
     const fanned = await snapshot(w);
     const shards = rt.invocations.filter((i) => i.startsWith('shard'));
     expect(shards).toHaveLength(expectedShards(w));
@@ -332,7 +332,7 @@ describe('faults', () => {
       expect(await present(shardKeys)).toHaveLength(half);
     };
     const outcome = await execute(rt);
-    expect(outcome.status).toBe('SUCCEEDED');
+    expect(ended(outcome)).toEqual({ status: 'SUCCEEDED' });
     expect(victim).toBeDefined();
     const history = outcome.history.filter((h) => h.includes('MintShards[1]'));
     expect(history).toContain('MintShards[1] retry Shard Runtime.ExitError wait<=5 (full jitter)');
@@ -627,6 +627,13 @@ describe('shard files under state/ are readable by no principal', () => {
 interface ShardEvent {
   readonly run: string;
   readonly item: { readonly index: number };
+}
+
+/** An outcome's status, with the error and cause of a failed one (shown when a test fails). */
+function ended(o: Outcome) {
+  return o.status === 'FAILED'
+    ? { status: o.status, error: o.error, cause: o.cause, last: o.history.slice(-6) }
+    : { status: o.status };
 }
 
 function escapeRegExp(s: string): string {
