@@ -225,6 +225,8 @@ export class RegistryTokenMinter extends Construct {
   readonly unknownPrincipalsAlarm: cloudwatch.Alarm;
   /** Some token lifetime in the grants is shorter than 2 × schedule + margin. */
   readonly shortLifetimesAlarm: cloudwatch.Alarm;
+  /** The signing root's certificate expires within a year. */
+  readonly rootCertificateExpiringAlarm: cloudwatch.Alarm;
   /** The token endpoint, when the `realm` prop asks for one. */
   readonly realm?: Realm;
   /** The trail recording token reads, when the `recordTokenReads` prop asks for it. */
@@ -300,6 +302,7 @@ export class RegistryTokenMinter extends Construct {
     this.noSuccessfulRunAlarm = alarms.noSuccessfulRun;
     this.unknownPrincipalsAlarm = alarms.unknownPrincipals;
     this.shortLifetimesAlarm = alarms.shortLifetimes;
+    this.rootCertificateExpiringAlarm = alarms.rootCertificateExpiring;
     if (props.realm) {
       const registry =
         grantsText === undefined ? undefined : parseGrants(grantsText, 'grantsFile').registry;

@@ -136,6 +136,7 @@ export async function planRun(
           sign: () => Promise.reject(new Error('the plan step of a fanned-out run signs no token')),
           trust: prepared.trust,
           description: prepared.description,
+          ...(prepared.rootStatus ? { root: prepared.rootStatus } : {}),
         };
       },
     };

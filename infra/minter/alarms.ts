@@ -1,6 +1,7 @@
 /**
  * The minter's alarms: a failed run, no successful run in two schedule periods, principals IAM
- * does not know, and token lifetimes too short for the schedule. They read the metrics the
+ * does not know, token lifetimes too short for the schedule, and a signing root certificate
+ * within a year of its end. They read the metrics the
  * function publishes (lambda/handler.ts) under the deployment's own `service` dimension, and
  * notify a topic that CloudWatch is allowed to publish to.
  */
@@ -18,6 +19,7 @@ import {
 } from 'aws-cdk-lib';
 import type { Construct, IConstruct } from 'constructs';
 import { formatDuration } from '../../lambda/core/duration.js';
+import { ROOT_RENEW_DAYS, ROOT_WARN_DAYS } from '../../lambda/core/root-certificate.js';
 
 /** Metric namespace the function publishes under (lambda/handler.ts). */
 export const METRICS_NAMESPACE = 'regtoken';
@@ -40,6 +42,8 @@ export interface MinterAlarms {
   readonly unknownPrincipals: cloudwatch.Alarm;
   /** Some token lifetime in the grants is shorter than 2 × schedule + margin. */
   readonly shortLifetimes: cloudwatch.Alarm;
+  /** The signing root's certificate expires within a year (it is renewed in its last months). */
+  readonly rootCertificateExpiring: cloudwatch.Alarm;
 }
 
 /**
@@ -113,15 +117,39 @@ export function createAlarms(
       treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
     },
   );
+  const rootCertificateExpiring = metric('RootCertificateDaysLeft', 'Minimum', period).createAlarm(
+    scope,
+    'RootCertificateExpiringAlarm',
+    {
+      alarmDescription: `regtoken: the signing root's certificate expires within ${ROOT_WARN_DAYS} days. Runs re-issue it under the same KMS key ${ROOT_RENEW_DAYS} days before it ends; registries must then be restarted with the new trust bundle. See docs/tokens.md, "Root certificate renewal".`,
+      threshold: ROOT_WARN_DAYS,
+      comparisonOperator: cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
+      evaluationPeriods: 1,
+      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+    },
+  );
+  const all = [
+    failedRuns,
+    noSuccessfulRun,
+    unknownPrincipals,
+    shortLifetimes,
+    rootCertificateExpiring,
+  ];
   if (topic) {
     allowAlarmsToPublish(topic);
     const action = new cloudwatchActions.SnsAction(topic);
-    for (const alarm of [failedRuns, noSuccessfulRun, unknownPrincipals, shortLifetimes]) {
+    for (const alarm of all) {
       alarm.addAlarmAction(action);
       alarm.addOkAction(action);
     }
   }
-  return { failedRuns, noSuccessfulRun, unknownPrincipals, shortLifetimes };
+  return {
+    failedRuns,
+    noSuccessfulRun,
+    unknownPrincipals,
+    shortLifetimes,
+    rootCertificateExpiring,
+  };
 }
 
 /**

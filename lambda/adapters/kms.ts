@@ -25,23 +25,26 @@ import { exportJWK } from 'jose';
 import { derToJose } from '../core/ecdsa.js';
 import { libtrustKeyId } from '../core/libtrust.js';
 import type { RootedSigner, SignerRoot, SigningKey, TrustMaterial } from '../core/ports.js';
+import { rootCertificates } from '../core/root-certificate.js';
 import { certificateToPem, createCertificate } from '../core/x509.js';
 import { SigningKeyError } from '../errors.js';
 import { describeAwsError } from './aws.js';
-import { findCertificateFor, joseSign } from './pem-signer.js';
+import { joseSign } from './pem-signer.js';
 
 /** KMS signs a message itself (MessageType RAW) up to this size; longer ones are sent as digest. */
 const KMS_RAW_LIMIT = 4096;
 /** Slack on the per-run certificate's validity for clock skew between KMS, us and the registry. */
 const SKEW_MS = 5 * 60_000;
-const ROOT_YEARS = 10;
 
 export type KmsSigningMode = 'certificate' | 'direct';
 
 interface Root {
   readonly keyId: string;
   readonly spki: Uint8Array;
-  readonly certDer: Uint8Array;
+  /** The key's root certificates to publish, newest first (see root-certificate.ts). */
+  readonly certs: readonly Uint8Array[];
+  readonly daysLeft: number;
+  readonly notes: readonly string[];
   readonly commonName: string;
   readonly kid: string;
 }
@@ -80,7 +83,7 @@ export class KmsSigner implements RootedSigner {
     notAfter: Date;
     publishedBundle: string | undefined;
   }): Promise<SigningKey> {
-    const { root, trust } = await this.roots(window.now, window.publishedBundle);
+    const { root, trust, status } = await this.roots(window.now, window.publishedBundle);
     if (this.options.mode === 'direct') {
       return {
         alg: 'ES256',
@@ -88,9 +91,10 @@ export class KmsSigner implements RootedSigner {
         sign: async (input) => derToJose(await this.sign(this.keyId, input)),
         trust,
         description: `KMS key ${this.keyId} (ES256, signed by KMS per token, kid ${root.kid})`,
+        root: status,
       };
     }
-    return this.leafKey(root, window.now, window.notAfter, trust);
+    return { ...(await this.leafKey(root, window.now, window.notAfter, trust)), root: status };
   }
 
   /**
@@ -98,18 +102,21 @@ export class KmsSigner implements RootedSigner {
    * with no per-run key (so no Sign, except the once-only root certificate). Certificate mode
    * only: in direct mode every worker would need the root's `kid` and KMS for every token.
    */
-  async prepareRoot(window: {
-    now: Date;
-    publishedBundle: string | undefined;
-  }): Promise<{ trust: TrustMaterial; root: SignerRoot; description: string }> {
+  async prepareRoot(window: { now: Date; publishedBundle: string | undefined }): Promise<{
+    trust: TrustMaterial;
+    root: SignerRoot;
+    rootStatus: SigningKey['root'];
+    description: string;
+  }> {
     if (this.options.mode === 'direct')
       throw new SigningKeyError(
         'a fanned-out run certifies one key per shard: REGTOKEN_SIGNING_MODE=direct is not supported there',
       );
-    const { root, trust } = await this.roots(window.now, window.publishedBundle);
+    const { root, trust, status } = await this.roots(window.now, window.publishedBundle);
     return {
       trust,
       root: { keyId: root.keyId, publicKey: Buffer.from(root.spki).toString('base64') },
+      rootStatus: status,
       description: `KMS key ${this.keyId} (ES256, per-shard certificates)`,
     };
   }
@@ -135,18 +142,21 @@ export class KmsSigner implements RootedSigner {
     return { ...key, description: `KMS key ${root.keyId} (ES256, per-shard certificate)` };
   }
 
-  /** The roots of the signing key and the trusted keys, and the trust material they make. */
+  /**
+   * The roots of the signing key and the trusted keys, the trust material they make, and the
+   * signing root's status (days left, warnings about every root certificate).
+   */
   private async roots(
     now: Date,
     publishedBundle: string | undefined,
-  ): Promise<{ root: Root; trust: TrustMaterial }> {
+  ): Promise<{ root: Root; trust: TrustMaterial; status: NonNullable<SigningKey['root']> }> {
     const root = await this.root(this.keyId, now, publishedBundle, true);
     const others = [];
     for (const id of this.options.trustedKeyIds ?? [])
       if (id !== this.keyId) others.push(await this.root(id, now, publishedBundle));
     const roots = [root, ...others];
     const trust = {
-      bundlePem: roots.map((r) => certificateToPem(r.certDer)).join(''),
+      bundlePem: roots.flatMap((r) => r.certs.map(certificateToPem)).join(''),
       jwks: {
         keys: await Promise.all(
           roots.map(async (r) => ({
@@ -160,7 +170,8 @@ export class KmsSigner implements RootedSigner {
         ),
       },
     };
-    return { root, trust };
+    const status = { daysLeft: root.daysLeft, notes: roots.flatMap((r) => r.notes) };
+    return { root, trust, status };
   }
 
   /** An ephemeral P-256 key and its certificate under `root`, signed by KMS. */
@@ -195,7 +206,10 @@ export class KmsSigner implements RootedSigner {
     };
   }
 
-  /** The root certificate for a KMS key: reused from the bundle, or made and signed once. */
+  /**
+   * The root certificates of a KMS key: reused from the bundle while fit, and (re-)issued and
+   * signed by KMS when there is none or the newest nears its end (root-certificate.ts).
+   */
   private async root(
     keyId: string,
     now: Date,
@@ -205,26 +219,28 @@ export class KmsSigner implements RootedSigner {
     const spki = await this.publicKey(keyId, signing);
     const kid = libtrustKeyId(spki);
     const commonName = rootName(kid);
-    let certDer = findCertificateFor(bundle, spki);
-    if (!certDer) {
-      const notAfter = new Date(now);
-      notAfter.setUTCFullYear(notAfter.getUTCFullYear() + ROOT_YEARS);
-      certDer = await createCertificate(
-        {
-          subjectCommonName: commonName,
-          issuerCommonName: commonName,
-          serialNumber: randomBytes(16),
-          notBefore: new Date(now.getTime() - SKEW_MS),
-          notAfter,
-          subjectPublicKey: spki,
-          issuerPublicKey: spki,
-          ca: true,
-          signatureAlgorithm: 'ES256',
-        },
-        (tbs) => this.sign(keyId, tbs),
-      );
-    }
-    return { keyId, spki, certDer, commonName, kid };
+    const { certs, daysLeft, notes } = await rootCertificates({
+      bundle,
+      spki,
+      now,
+      name: `KMS key ${keyId}`,
+      issue: (notAfter) =>
+        createCertificate(
+          {
+            subjectCommonName: commonName,
+            issuerCommonName: commonName,
+            serialNumber: randomBytes(16),
+            notBefore: new Date(now.getTime() - SKEW_MS),
+            notAfter,
+            subjectPublicKey: spki,
+            issuerPublicKey: spki,
+            ca: true,
+            signatureAlgorithm: 'ES256',
+          },
+          (tbs) => this.sign(keyId, tbs),
+        ),
+    });
+    return { keyId, spki, certs, daysLeft, notes, commonName, kid };
   }
 
   /** The key's DER SubjectPublicKeyInfo, checked to be a P-256 signing key; kept if `keep`. */

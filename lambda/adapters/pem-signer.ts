@@ -19,16 +19,10 @@ import { dirname } from 'node:path';
 import { exportJWK } from 'jose';
 import { libtrustKeyId } from '../core/libtrust.js';
 import type { Signer, SigningKey } from '../core/ports.js';
+import { rootCertificates } from '../core/root-certificate.js';
 import type { TokenAlgorithm } from '../core/token.js';
-import {
-  certificateToPem,
-  createCertificate,
-  parsePemCertificates,
-  spkiOfCertificate,
-} from '../core/x509.js';
+import { certificateToPem, createCertificate } from '../core/x509.js';
 import { SigningKeyError } from '../errors.js';
-
-const CERT_YEARS = 10;
 
 /** Algorithm for a private key, or a message saying why the key cannot sign registry tokens. */
 export function algorithmFor(key: KeyObject): TokenAlgorithm | string {
@@ -58,48 +52,38 @@ export async function localSigningKey(
   const spki = new Uint8Array(publicKey.export({ type: 'spki', format: 'der' }));
   const kid = libtrustKeyId(spki);
 
-  let certDer = findCertificateFor(publishedBundle, spki);
-  if (!certDer) {
-    const notAfter = new Date(now);
-    notAfter.setUTCFullYear(notAfter.getUTCFullYear() + CERT_YEARS);
-    certDer = await createCertificate(
-      {
-        subjectCommonName: 'regtoken token signer',
-        issuerCommonName: 'regtoken token signer',
-        serialNumber: randomBytes(16),
-        notBefore: new Date(now.getTime() - 3_600_000),
-        notAfter,
-        subjectPublicKey: spki,
-        issuerPublicKey: spki,
-        ca: true,
-        signatureAlgorithm: alg,
-      },
-      (tbs) => sign('sha256', tbs, privateKey),
-    );
-  }
+  // The self-signed certificate is reused from the bundle while it is fit, and re-issued
+  // under the same key near its end (lambda/core/root-certificate.ts).
+  const root = await rootCertificates({
+    bundle: publishedBundle,
+    spki,
+    now,
+    name: description,
+    issue: (notAfter) =>
+      createCertificate(
+        {
+          subjectCommonName: 'regtoken token signer',
+          issuerCommonName: 'regtoken token signer',
+          serialNumber: randomBytes(16),
+          notBefore: new Date(now.getTime() - 3_600_000),
+          notAfter,
+          subjectPublicKey: spki,
+          issuerPublicKey: spki,
+          ca: true,
+          signatureAlgorithm: alg,
+        },
+        (tbs) => sign('sha256', tbs, privateKey),
+      ),
+  });
   const jwk = { ...(await exportJWK(publicKey)), kid, alg, use: 'sig' };
   return {
     alg,
     keyHeader: { kid },
     sign: (input) => joseSign(alg, privateKey, input),
-    trust: { bundlePem: certificateToPem(certDer), jwks: { keys: [jwk] } },
+    trust: { bundlePem: root.certs.map(certificateToPem).join(''), jwks: { keys: [jwk] } },
     description: `${description} (${alg}, kid ${kid})`,
+    root: { daysLeft: root.daysLeft, notes: root.notes },
   };
-}
-
-/** The certificate in a PEM bundle whose public key is `spki`, if any. */
-export function findCertificateFor(
-  bundle: string | undefined,
-  spki: Uint8Array,
-): Uint8Array | undefined {
-  if (!bundle) return undefined;
-  try {
-    return parsePemCertificates(bundle).find((der) =>
-      Buffer.from(spkiOfCertificate(der)).equals(spki),
-    );
-  } catch {
-    return undefined; // an unreadable bundle is simply replaced
-  }
 }
 
 /**

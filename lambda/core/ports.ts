@@ -137,6 +137,11 @@ export interface SigningKey extends TokenSigner {
   readonly trust: TrustMaterial;
   /** A short description for logs and output (never key material). */
   readonly description: string;
+  /**
+   * The signing root's certificate: whole days until the newest one expires (a metric the
+   * stack alarms on a year ahead), and warnings about the run's root certificates.
+   */
+  readonly root?: { readonly daysLeft: number; readonly notes: readonly string[] };
 }
 
 /**
@@ -216,6 +221,8 @@ export interface RootedSigner extends Signer {
   }): Promise<{
     readonly trust: TrustMaterial;
     readonly root: SignerRoot;
+    /** The signing root's certificate status, as {@link SigningKey.root}. */
+    readonly rootStatus?: SigningKey['root'];
     readonly description: string;
   }>;
   /** A new key certified under `root`, valid from `now` until `notAfter`. */

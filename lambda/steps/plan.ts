@@ -111,6 +111,8 @@ export interface MintPlan {
   readonly trust: { readonly bundle: string; readonly jwks: string };
   /** The signing key's description (never key material). */
   readonly signingKey: string;
+  /** Whole days until the signing root's newest certificate expires, when the signer says. */
+  readonly rootDaysLeft: number | undefined;
   /** When the run started (ms since the epoch), for its duration metric. */
   readonly startedAt: number;
 }
@@ -232,6 +234,8 @@ export async function plan(deps: PlanDeps): Promise<{ plan: MintPlan; key: Signi
     notAfter: new Date(now.getTime() + maxTtl * 1000),
     publishedBundle: await readBundle(),
   });
+  // Root certificates left out, re-issued or expiring within a year: the operators must know.
+  warnings.push(...(key.root?.notes ?? []));
 
   // Protect before publishing: a new reader account must be in the policy before its token
   // exists. Built from every configured account, so it does not depend on IAM lookups. The
@@ -269,6 +273,7 @@ export async function plan(deps: PlanDeps): Promise<{ plan: MintPlan; key: Signi
     stale,
     trust: published.value,
     signingKey: key.description,
+    rootDaysLeft: key.root?.daysLeft,
     startedAt,
   };
   return { plan: mintPlan, key };

@@ -42,6 +42,7 @@ const MINTER = [
   'MinterNoSuccessfulRunAlarm54C54488 AWS::CloudWatch::Alarm',
   'MinterRoleC6B61636 AWS::IAM::Role',
   'MinterRoleDefaultPolicyD3F84CDB AWS::IAM::Policy',
+  'MinterRootCertificateExpiringAlarm509AEEC4 AWS::CloudWatch::Alarm',
   'MinterSchedule552A0B03 AWS::Scheduler::Schedule',
   'MinterScheduleRole4D207AB0 AWS::IAM::Role',
   'MinterScheduleRoleDefaultPolicy9362877F AWS::IAM::Policy',

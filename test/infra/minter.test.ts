@@ -455,7 +455,20 @@ describe('RegistryTokenMinter with defaults', () => {
       Threshold: 0,
       TreatMissingData: 'notBreaching',
     });
-    template.resourceCountIs('AWS::CloudWatch::Alarm', 4);
+  });
+
+  it("alarm: the signing root's certificate within a year of its end", () => {
+    template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      Namespace: 'regtoken',
+      MetricName: 'RootCertificateDaysLeft',
+      Dimensions: [{ Name: 'service', Value: serviceNameOf(minter) }],
+      Statistic: 'Minimum',
+      Period: 3600,
+      ComparisonOperator: 'LessThanThreshold',
+      Threshold: 365,
+      TreatMissingData: 'notBreaching',
+    });
+    template.resourceCountIs('AWS::CloudWatch::Alarm', 5);
   });
 
   it('without grantsFile nothing uploads grants', () => {
@@ -578,7 +591,7 @@ describe('RegistryTokenMinter options', () => {
     const alarms = Object.values(template.findResources('AWS::CloudWatch::Alarm')) as {
       Properties: { AlarmActions: unknown[]; OKActions: unknown[] };
     }[];
-    expect(alarms).toHaveLength(4);
+    expect(alarms).toHaveLength(5);
     // The topic lets CloudWatch publish (its policy replaces SNS's default one).
     template.hasResourceProperties('AWS::SNS::TopicPolicy', {
       PolicyDocument: {

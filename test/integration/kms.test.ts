@@ -2,12 +2,16 @@
  * The KMS signer in a warm container (one KMS client across runs, as the Lambda function keeps
  * it): the signing key's public key is fetched once, and the key still signs (so KMS checks its
  * state and the permission) on every run; aliases and trusted keys are asked every run. Against
- * moto_server (which does not refuse a disabled key, so that failure is not shown here).
+ * moto_server (which does not refuse a disabled key, so that failure is not shown here). A
+ * root certificate in its last months is re-issued by the same KMS key.
  */
 
+import { X509Certificate } from 'node:crypto';
 import { CreateAliasCommand, CreateKeyCommand, KMSClient } from '@aws-sdk/client-kms';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
 import { KmsSigner } from '../../lambda/adapters/kms.js';
+import { ROOT_RENEW_DAYS, rootCertificateProblem } from '../../lambda/core/root-certificate.js';
+import { parsePemCertificates, spkiOfCertificate } from '../../lambda/core/x509.js';
 import { applyAwsTestEnv, type Moto, startMoto } from '../helpers/moto.js';
 
 let moto: Moto;
@@ -89,5 +93,30 @@ describe('KmsSigner across runs of one container', () => {
     const b = countingClient();
     await new KmsSigner(b.kms, arn).prepare(window(undefined));
     expect(b.calls.GetPublicKey).toBe(1);
+  });
+});
+
+describe("a KMS root's certificate in its last months", () => {
+  it('is re-issued, signed by the same KMS key, and both stay in the bundle', async () => {
+    const { kms, calls } = countingClient();
+    const arn = await newKey(kms);
+    const first = await new KmsSigner(kms, arn).prepare(window(undefined));
+    const [old] = parsePemCertificates(first.trust.bundlePem);
+    const end = new X509Certificate(Buffer.from(old as Uint8Array)).validTo;
+    const late = new Date(Date.parse(end) - (ROOT_RENEW_DAYS - 1) * 86_400_000);
+    for (const k of Object.keys(calls)) delete calls[k];
+    const renewed = await new KmsSigner(kms, arn).prepare({
+      now: late,
+      notAfter: new Date(late.getTime() + 3_600_000),
+      publishedBundle: first.trust.bundlePem,
+    });
+    expect(calls).toEqual({ Sign: 2 }); // the new root certificate + the run certificate
+    const certs = parsePemCertificates(renewed.trust.bundlePem);
+    expect(certs).toHaveLength(2);
+    expect(Buffer.from(certs[1] as Uint8Array)).toEqual(Buffer.from(old as Uint8Array));
+    const spki = spkiOfCertificate(old as Uint8Array);
+    for (const der of certs) expect(rootCertificateProblem(der, spki, late)).toBeUndefined();
+    expect(renewed.root?.daysLeft).toBeGreaterThan(3600);
+    expect(renewed.trust.jwks).toEqual(first.trust.jwks);
   });
 });

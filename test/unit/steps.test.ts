@@ -298,6 +298,7 @@ function planOf(extra: Partial<MintPlan> = {}): MintPlan {
     stale: [],
     trust: { bundle: 'mem://trust/bundle.pem', jwks: 'mem://trust/jwks.json' },
     signingKey: 'fixed key',
+    rootDaysLeft: undefined,
     startedAt: Date.now(),
     ...extra,
   };
@@ -325,6 +326,7 @@ describe('finish', () => {
         unknown: [{ principal: ALICE, reason: 'no such user' }],
         unverified: 1,
         warnings: ['run warning'],
+        rootDaysLeft: 300,
       }),
       [
         { tokens: [minted(CI)], failed: [], warnings: ['ci warning'] },
@@ -356,6 +358,7 @@ describe('finish', () => {
       'count TokenFailures 1',
       'count TokensRemoved 1',
       'duration RunDuration',
+      'count RootCertificateDaysLeft 300',
       'metadata configVersion v7',
     ]);
   });
