@@ -122,6 +122,12 @@ export interface RegistryTokenMinterProps {
    */
   readonly trustedKeys?: readonly kms.IKey[];
   /**
+   * A role that administers the signing key this construct creates, next to the role that
+   * deploys the stack (docs/aws.md, "Who administers the key"). Neither can sign.
+   * @default - only the deployment role
+   */
+  readonly keyAdminRole?: iam.IRole;
+  /**
    * The registry's S3 storage, so wildcard patterns (`team-a/*`) are expanded against the
    * repositories that exist.
    * @default - no inventory: wildcard patterns grant nothing
@@ -261,7 +267,9 @@ export class RegistryTokenMinter extends Construct {
     this.configBucket = buckets.configBucket;
     this.tokenBucket = buckets.tokenBucket;
 
-    this.signingKey = props.signingKey ?? createRootKey(this, 'SigningKey');
+    this.signingKey =
+      props.signingKey ??
+      createRootKey(this, 'SigningKey', props.keyAdminRole ? [props.keyAdminRole] : []);
     const trustedKeys = props.trustedKeys ?? [];
 
     this.configUrl = `s3://${this.configBucket.bucketName}/${this.configKey}`;

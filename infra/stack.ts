@@ -62,6 +62,13 @@ export interface RegtokenStackProps extends StackProps {
    */
   readonly signingKey?: string;
   /**
+   * ARN of a role that administers the root keys, next to the CDK deployment role; it cannot
+   * sign. The role must exist when the stack is deployed (KMS refuses a policy naming an
+   * unknown principal).
+   * @default - only the deployment role
+   */
+  readonly keyAdminRoleArn?: string;
+  /**
    * An e-mail address subscribed to the alarms.
    * @default - alarms without actions
    */
@@ -144,7 +151,16 @@ export class RegtokenStack extends Stack {
         `RegtokenStack: signingKey "${signing}" is not one of rootKeys (${labels.join(',')})`,
       );
     const keys = new Map<string, kms.Key>();
-    for (const label of labels) keys.set(label, createRootKey(this, `RootKey${label}`));
+    const keyAdmin = props.keyAdminRoleArn;
+    if (keyAdmin !== undefined) {
+      const parsed = parsePrincipal(keyAdmin);
+      if (!parsed.ok || parsed.value.type !== 'role')
+        throw new Error(`RegtokenStack: keyAdminRoleArn must be a role ARN: ${keyAdmin}`);
+    }
+    const keyAdmins = keyAdmin
+      ? [iam.Role.fromRoleArn(this, 'KeyAdminRole', keyAdmin, { mutable: false })]
+      : [];
+    for (const label of labels) keys.set(label, createRootKey(this, `RootKey${label}`, keyAdmins));
     this.rootKeys = keys;
 
     let alarmTopic: sns.Topic | undefined;
@@ -328,7 +344,7 @@ function fanOutFromContext(
 /**
  * Stack settings from CDK context, each a string as given with `-c name=value` or in cdk.json:
  * `grantsFile`, `minTokenTtl`, `schedule`, `timeout` (durations like 1h, 90m), `rootKeys`
- * (comma-separated labels), `signingKey`, `alarmEmail`, `githubRepository`,
+ * (comma-separated labels), `signingKey`, `keyAdminRole` (a role ARN), `alarmEmail`, `githubRepository`,
  * `githubOidcProviderArn`, `registryBucket`, `registryPrefix`, `additionalMinterArns`
  * (comma-separated), `realm` (`true` for the token endpoint), `realmService`, `realmIssuer`,
  * `recordTokenReads` (`true` for a trail of token reads), `fanOut` (`true` for the Step
@@ -372,6 +388,7 @@ export function propsFromContext(node: Node): RegtokenStackProps {
     timeout: duration('timeout'),
     rootKeys: list('rootKeys'),
     signingKey: text('signingKey'),
+    keyAdminRoleArn: text('keyAdminRole'),
     alarmEmail: text('alarmEmail'),
     githubRepository: text('githubRepository'),
     githubOidcProviderArn: text('githubOidcProviderArn'),

@@ -1,27 +1,98 @@
 /**
  * The signing root: a KMS key fit to certify regtoken's tokens, and the key policy that lets
- * one function, and nobody else, sign with it.
+ * one function, and nobody else, sign with it, and named administrators, and nobody else,
+ * manage it.
  */
 
-import { aws_iam as iam, aws_kms as kms, RemovalPolicy } from 'aws-cdk-lib';
+import {
+  DefaultStackSynthesizer,
+  Fn,
+  aws_iam as iam,
+  aws_kms as kms,
+  RemovalPolicy,
+  Stack,
+} from 'aws-cdk-lib';
 import type { Construct } from 'constructs';
 
 /**
- * Creates an asymmetric KMS key fit to be a regtoken root (ECC_NIST_P256, SIGN_VERIFY,
- * retained when removed from the stack). Its key policy lets account administrators manage
- * the key (CDK's key-admin actions, which include no signing); the minter that uses it adds the
- * only `kms:Sign` permission, for its function.
+ * What a key administrator may do: CDK's key-admin actions (manage, tag, enable and disable,
+ * change the policy, schedule deletion), none of which signs. An administrator could still
+ * rewrite the key policy and so remove the `NobodyElseSigns` deny: which is why these go to
+ * named principals only, never to the account (so never to any role that IAM allows `kms:*`).
  */
-export function createRootKey(scope: Construct, id: string): kms.Key {
+const ADMIN_ACTIONS = [
+  'kms:Create*',
+  'kms:Describe*',
+  'kms:Enable*',
+  'kms:List*',
+  'kms:Put*',
+  'kms:Update*',
+  'kms:Revoke*',
+  'kms:Disable*',
+  'kms:Get*',
+  'kms:Delete*',
+  'kms:TagResource',
+  'kms:UntagResource',
+  'kms:ScheduleKeyDeletion',
+  'kms:CancelKeyDeletion',
+];
+
+/**
+ * The role CloudFormation deploys `scope`'s stack with (the CDK bootstrap's execution role), or
+ * undefined when its synthesizer does not use one (then the caller's credentials deploy).
+ */
+export function deploymentRoleArn(scope: Construct): string | undefined {
+  const synthesizer = Stack.of(scope).synthesizer;
+  // The ARN keeps CloudFormation's ${AWS::Partition} placeholder, which only Fn::Sub expands.
+  return synthesizer instanceof DefaultStackSynthesizer
+    ? Fn.sub(synthesizer.cloudFormationExecutionRoleArn)
+    : undefined;
+}
+
+/**
+ * Creates an asymmetric KMS key fit to be a regtoken root (ECC_NIST_P256, SIGN_VERIFY,
+ * retained when removed from the stack). Its key policy lets named administrators manage the
+ * key, and nobody else: the role that deploys the stack (which must keep the right to update
+ * the policy, or KMS refuses it) and `admins`. The account as a whole gets nothing, so a role
+ * with broad KMS rights from IAM alone (PowerUserAccess) can neither administer the key nor
+ * sign. The minter that uses the key adds the only `kms:Sign` permission, for its function
+ * ({@link allowOnlyToSign}).
+ *
+ * Throws when the stack's synthesizer deploys without an execution role and no admin is given:
+ * nobody could ever change the key policy again.
+ */
+export function createRootKey(
+  scope: Construct,
+  id: string,
+  admins: readonly iam.IRole[] = [],
+): kms.Key {
+  const deployer = deploymentRoleArn(scope);
+  const principals = [
+    ...(deployer ? [new iam.ArnPrincipal(deployer)] : []),
+    ...admins.map((r) => new iam.ArnPrincipal(r.roleArn)),
+  ];
+  if (principals.length === 0)
+    throw new Error(
+      `createRootKey ${id}: the stack deploys without a CloudFormation execution role; name a key administrator role`,
+    );
+  // An explicit policy replaces CDK's default one, which grants the account root `kms:*` and
+  // so lets any IAM principal with KMS rights administer the key, grant itself use, and sign.
+  const policy = new iam.PolicyDocument({
+    statements: [
+      new iam.PolicyStatement({
+        sid: 'KeyAdministration',
+        principals,
+        actions: ADMIN_ACTIONS,
+        resources: ['*'],
+      }),
+    ],
+  });
   return new kms.Key(scope, id, {
     description: `regtoken signing root (${id}): the registry trusts tokens certified by this key`,
     keySpec: kms.KeySpec.ECC_NIST_P256,
     keyUsage: kms.KeyUsage.SIGN_VERIFY,
     removalPolicy: RemovalPolicy.RETAIN,
-    // An explicit policy replaces CDK's default one, which grants the account root `kms:*` and
-    // so lets any IAM principal with kms:Sign on "*" sign. Admins get management only.
-    policy: new iam.PolicyDocument(),
-    admins: [new iam.AccountRootPrincipal()],
+    policy,
   });
 }
 

@@ -119,6 +119,11 @@ export class ResolvedTemplate {
           const [separator, text] = arg as [string, CfnJson];
           return String(this.resolve(text)).split(separator);
         }
+        case 'Fn::Sub': {
+          // The string form, whose ${Name} are pseudo parameters or resources (Ref).
+          if (typeof arg !== 'string') throw new Error('unsupported Fn::Sub with variables');
+          return arg.replace(/\$\{([^}]+)\}/g, (_, name: string) => this.ref(name));
+        }
         default:
           if (key.startsWith('Fn::')) throw new Error(`unsupported ${key}`);
       }

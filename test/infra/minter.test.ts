@@ -153,8 +153,16 @@ describe('RegistryTokenMinter with defaults', () => {
     const role = r(minter.role.roleArn);
     expect(resource.Properties.KeyPolicy.Statement).toEqual([
       {
+        // Named administrators only, never the account: here the CDK deployment role.
+        Sid: 'KeyAdministration',
         Effect: 'Allow',
-        Principal: { AWS: r(new iam.AccountRootPrincipal().arn) },
+        Principal: {
+          AWS: {
+            'Fn::Sub':
+              // biome-ignore lint/suspicious/noTemplateCurlyInString: CloudFormation's placeholders
+              'arn:${AWS::Partition}:iam::${AWS::AccountId}:role/cdk-hnb659fds-cfn-exec-role-${AWS::AccountId}-${AWS::Region}',
+          },
+        },
         Action: KEY_ADMIN_ACTIONS,
         Resource: '*',
       },

@@ -27,6 +27,7 @@ const stack = new RegtokenStack(newApp(), 'Regtoken', {
   minTokenTtl: Duration.hours(12),
   rootKeys: ['1', '2'],
   signingKey: '1',
+  keyAdminRoleArn: `arn:aws:iam::${ACCOUNT}:role/KeyAdmins`,
   alarmEmail: 'ops@example.com',
   githubRepository: 'my-org/registry-grants',
   recordTokenReads: true,
@@ -52,6 +53,26 @@ const minter = session(t.physical(minterRole).attributes.Arn as string, t.rolePo
 const admin = session(`arn:aws:iam::${ACCOUNT}:role/Admin`, [allow('*', '*')]);
 const otherAdmin = session(`arn:aws:iam::${OTHER}:role/Admin`, [allow('*', '*')]);
 const noPolicies = session(`arn:aws:iam::${ACCOUNT}:role/web/ec2-web`);
+/** PowerUserAccess as AWS ships it: every action but IAM, Organizations and Account. */
+const powerUser = session(`arn:aws:iam::${ACCOUNT}:role/PowerUser`, [
+  {
+    Version: '2012-10-17',
+    Statement: [
+      {
+        Effect: 'Allow',
+        NotAction: ['iam:*', 'organizations:*', 'account:*'],
+        Resource: '*',
+      },
+    ],
+  },
+]);
+/** The CDK bootstrap's CloudFormation execution role (AdministratorAccess by default). */
+const deployer = session(
+  `arn:aws:iam::${ACCOUNT}:role/cdk-hnb659fds-cfn-exec-role-${ACCOUNT}-${REGION}`,
+  [allow('*', '*')],
+);
+/** The named key administrator (keyAdminRoleArn), with no identity policy of its own. */
+const keyAdmin = session(`arn:aws:iam::${ACCOUNT}:role/KeyAdmins`);
 
 describe('the alarm topic policy (alarmEmail)', () => {
   const topic = t.only('AWS::SNS::Topic').id;
@@ -157,9 +178,43 @@ describe('the signing roots’ key policies', () => {
   it.each<[string, ReturnType<typeof session>, string, Decision]>([
     ['the function signs', minter, 'kms:Sign', 'Allowed'],
     ['the function reads the public key', minter, 'kms:GetPublicKey', 'Allowed'],
+    ['the function cannot change the key policy', minter, 'kms:PutKeyPolicy', 'ImplicitlyDenied'],
+    ['the function cannot create a grant', minter, 'kms:CreateGrant', 'ImplicitlyDenied'],
+    ['the function cannot delete the key', minter, 'kms:ScheduleKeyDeletion', 'ImplicitlyDenied'],
+    [
+      'a PowerUser role cannot change the key policy',
+      powerUser,
+      'kms:PutKeyPolicy',
+      'ImplicitlyDenied',
+    ],
+    ['a PowerUser role cannot create a grant', powerUser, 'kms:CreateGrant', 'ImplicitlyDenied'],
+    ['a PowerUser role cannot sign', powerUser, 'kms:Sign', 'ExplicitlyDenied'],
+    [
+      'a PowerUser role cannot delete the key',
+      powerUser,
+      'kms:ScheduleKeyDeletion',
+      'ImplicitlyDenied',
+    ],
     ['an account administrator cannot sign', admin, 'kms:Sign', 'ExplicitlyDenied'],
-    ['an account administrator schedules deletion', admin, 'kms:ScheduleKeyDeletion', 'Allowed'],
-    ['an account administrator changes the key policy', admin, 'kms:PutKeyPolicy', 'Allowed'],
+    [
+      'an account administrator cannot change the key policy',
+      admin,
+      'kms:PutKeyPolicy',
+      'ImplicitlyDenied',
+    ],
+    [
+      'an account administrator cannot create a grant',
+      admin,
+      'kms:CreateGrant',
+      'ImplicitlyDenied',
+    ],
+    ['the deployment role changes the key policy', deployer, 'kms:PutKeyPolicy', 'Allowed'],
+    ['the deployment role schedules deletion', deployer, 'kms:ScheduleKeyDeletion', 'Allowed'],
+    ['the deployment role cannot sign', deployer, 'kms:Sign', 'ExplicitlyDenied'],
+    ['the key administrator changes the key policy', keyAdmin, 'kms:PutKeyPolicy', 'Allowed'],
+    ['the key administrator creates a grant', keyAdmin, 'kms:CreateGrant', 'Allowed'],
+    ['the key administrator schedules deletion', keyAdmin, 'kms:ScheduleKeyDeletion', 'Allowed'],
+    ['the key administrator cannot sign', keyAdmin, 'kms:Sign', 'ExplicitlyDenied'],
     ['a role without a KMS permission cannot sign', noPolicies, 'kms:Sign', 'ExplicitlyDenied'],
     ["another account's administrator cannot sign", otherAdmin, 'kms:Sign', 'ExplicitlyDenied'],
     [

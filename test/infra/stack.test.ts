@@ -48,6 +48,7 @@ describe('propsFromContext', () => {
         timeout: '10m',
         rootKeys: '1, 2',
         signingKey: '2',
+        keyAdminRole: 'arn:aws:iam::111122223333:role/KeyAdmins',
         alarmEmail: 'ops@example.com',
         githubRepository: 'my-org/registry-grants',
         githubOidcProviderArn:
@@ -66,6 +67,7 @@ describe('propsFromContext', () => {
       timeout: `${10 * 60}s`,
       rootKeys: ['1', '2'],
       signingKey: '2',
+      keyAdminRoleArn: 'arn:aws:iam::111122223333:role/KeyAdmins',
       alarmEmail: 'ops@example.com',
       githubRepository: 'my-org/registry-grants',
       githubOidcProviderArn:
@@ -169,7 +171,7 @@ describe('signing-root rotation with rootKeys / signingKey', () => {
     for (const k of keys) {
       expect(k.DeletionPolicy).toBe('Retain');
       expect(k.Properties.KeyPolicy.Statement.map((s) => s.Sid)).toEqual([
-        undefined,
+        'KeyAdministration',
         'MinterSigns',
         'NobodyElseSigns',
       ]);
@@ -204,6 +206,10 @@ describe('signing-root rotation with rootKeys / signingKey', () => {
     [{ rootKeys: ['a-b'] }, 'root key label "a-b" must be letters and digits'],
     [{ rootKeys: ['1', '1'] }, 'rootKeys lists a label twice: 1,1'],
     [{ rootKeys: ['1'], signingKey: '2' }, 'signingKey "2" is not one of rootKeys (1)'],
+    [
+      { keyAdminRoleArn: 'arn:aws:iam::111122223333:user/alice' },
+      'keyAdminRoleArn must be a role ARN: arn:aws:iam::111122223333:user/alice',
+    ],
   ])('rejects %p', (props, message) => {
     expect(() => stackWith({ minTokenTtl: Duration.hours(12), ...props })).toThrow(message);
   });

@@ -517,6 +517,7 @@ describe('two token stores in one bucket', () => {
         minted: 4,
       });
     },
+    60_000,
   );
 });
 
