@@ -231,6 +231,8 @@ export class RegistryTokenMinter extends Construct {
   readonly unknownPrincipalsAlarm: cloudwatch.Alarm;
   /** Some token lifetime in the grants is shorter than 2 × schedule + margin. */
   readonly shortLifetimesAlarm: cloudwatch.Alarm;
+  /** S3 refused some accounts of the grants in the bucket policy; they were left out. */
+  readonly policyAccountsLeftOutAlarm: cloudwatch.Alarm;
   /** The signing root's certificate expires within a year. */
   readonly rootCertificateExpiringAlarm: cloudwatch.Alarm;
   /** The token endpoint, when the `realm` prop asks for one. */
@@ -310,6 +312,7 @@ export class RegistryTokenMinter extends Construct {
     this.noSuccessfulRunAlarm = alarms.noSuccessfulRun;
     this.unknownPrincipalsAlarm = alarms.unknownPrincipals;
     this.shortLifetimesAlarm = alarms.shortLifetimes;
+    this.policyAccountsLeftOutAlarm = alarms.policyAccountsLeftOut;
     this.rootCertificateExpiringAlarm = alarms.rootCertificateExpiring;
     if (props.realm) {
       const registry =

@@ -1,7 +1,7 @@
 /**
  * The minter's alarms: a failed run, no successful run in two schedule periods, principals IAM
- * does not know, token lifetimes too short for the schedule, and a signing root certificate
- * within a year of its end. They read the metrics the
+ * does not know, token lifetimes too short for the schedule, accounts S3 refused in the token
+ * bucket policy, and a signing root certificate within a year of its end. They read the metrics the
  * function publishes (lambda/handler.ts) under the deployment's own `service` dimension, and
  * notify a topic that CloudWatch is allowed to publish to.
  */
@@ -42,6 +42,8 @@ export interface MinterAlarms {
   readonly unknownPrincipals: cloudwatch.Alarm;
   /** Some token lifetime in the grants is shorter than 2 × schedule + margin. */
   readonly shortLifetimes: cloudwatch.Alarm;
+  /** S3 refused some reader accounts as principals: they were left out of the bucket policy. */
+  readonly policyAccountsLeftOut: cloudwatch.Alarm;
   /** The signing root's certificate expires within a year (it is renewed in its last months). */
   readonly rootCertificateExpiring: cloudwatch.Alarm;
 }
@@ -117,6 +119,18 @@ export function createAlarms(
       treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
     },
   );
+  const policyAccountsLeftOut = metric('PolicyAccountsLeftOut', 'Maximum', period).createAlarm(
+    scope,
+    'PolicyAccountsLeftOutAlarm',
+    {
+      alarmDescription:
+        'regtoken: S3 refused some accounts of the grants as principals of the token bucket policy (MalformedPolicy: Invalid principal), so they were left out and their principals cannot read their tokens. See the "left out of the token bucket policy" log lines for the account IDs to correct.',
+      threshold: 0,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+      evaluationPeriods: 1,
+      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+    },
+  );
   const rootCertificateExpiring = metric('RootCertificateDaysLeft', 'Minimum', period).createAlarm(
     scope,
     'RootCertificateExpiringAlarm',
@@ -133,6 +147,7 @@ export function createAlarms(
     noSuccessfulRun,
     unknownPrincipals,
     shortLifetimes,
+    policyAccountsLeftOut,
     rootCertificateExpiring,
   ];
   if (topic) {
@@ -148,6 +163,7 @@ export function createAlarms(
     noSuccessfulRun,
     unknownPrincipals,
     shortLifetimes,
+    policyAccountsLeftOut,
     rootCertificateExpiring,
   };
 }

@@ -70,9 +70,10 @@ export interface TokenStore {
   claim?(): Promise<void>;
   /**
    * Makes each token readable by its owner only, for owners in these accounts. Stores whose
-   * access control is not policy-based (a local folder) leave it out.
+   * access control is not policy-based (a local folder) leave it out. Resolves to the accounts
+   * it had to leave out because the store refuses them (an account S3 cannot resolve).
    */
-  applyReadPolicy?(readerAccounts: readonly string[]): Promise<void>;
+  applyReadPolicy?(readerAccounts: readonly string[]): Promise<readonly string[]>;
 }
 
 /** Which configured principals exist, as far as the caller can tell. */

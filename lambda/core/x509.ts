@@ -144,7 +144,7 @@ export async function createCertificate(
       new Certificate({
         tbsCertificate,
         signatureAlgorithm,
-        signatureValue: signature.slice().buffer,
+        signatureValue: Uint8Array.from(signature).buffer, // a copy, whatever memory it shares
       }),
     ),
   );
@@ -311,7 +311,10 @@ function serialNumber(value: Uint8Array): ArrayBuffer {
   const magnitude = value.subarray(start);
   if (magnitude.every((b) => b === 0)) throw new Error('serialNumber must be positive');
   // A set top bit would read as negative: a 0x00 sign byte keeps the serial positive.
-  const content = (magnitude[0] ?? 0) & 0x80 ? Uint8Array.of(0, ...magnitude) : magnitude.slice();
+  // A copy of its own: `value` may be a Buffer, whose slice() shares (and .buffer exposes) the
+  // whole memory, leading zero bytes included.
+  const content =
+    (magnitude[0] ?? 0) & 0x80 ? Uint8Array.of(0, ...magnitude) : Uint8Array.from(magnitude);
   // RFC 5280 §4.1.2.2 caps the encoded INTEGER's content at 20 octets.
   if (content.length > 20) {
     throw new Error('serialNumber must fit in 20 octets (a 20-byte value needs its top bit clear)');

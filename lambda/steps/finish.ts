@@ -82,6 +82,8 @@ export async function finish(
   metrics.count('TokenFailures', failed.length);
   metrics.count('TokensRemoved', removed.length);
   metrics.duration('RunDuration', Date.now() - plan.startedAt);
+  if (plan.policyAccountsLeftOut !== undefined)
+    metrics.count('PolicyAccountsLeftOut', plan.policyAccountsLeftOut);
   // The stack alarms a year ahead (docs/tokens.md, "Root certificate renewal").
   if (plan.rootDaysLeft !== undefined) metrics.count('RootCertificateDaysLeft', plan.rootDaysLeft);
   if (plan.configVersion) metrics.metadata('configVersion', plan.configVersion);

@@ -111,6 +111,8 @@ export interface MintPlan {
   readonly trust: { readonly bundle: string; readonly jwks: string };
   /** The signing key's description (never key material). */
   readonly signingKey: string;
+  /** Reader accounts the store left out of its policy (S3 refused them), when it has one. */
+  readonly policyAccountsLeftOut: number | undefined;
   /** Whole days until the signing root's newest certificate expires, when the signer says. */
   readonly rootDaysLeft: number | undefined;
   /** When the run started (ms since the epoch), for its duration metric. */
@@ -249,6 +251,13 @@ export async function plan(deps: PlanDeps): Promise<{ plan: MintPlan; key: Signi
   ]);
   if (policy.status === 'rejected') throw policy.reason;
   if (published.status === 'rejected') throw published.reason;
+  // Accounts S3 refuses as principals (no such account) stay out of the policy; their
+  // principals still get tokens, readable once the account exists and a run names it.
+  const leftOut = policy.value ?? [];
+  for (const account of leftOut)
+    warnings.push(
+      `account ${account} left out of the token bucket policy: S3 refuses it as a principal (Invalid principal in policy), so its principals cannot read their tokens; check the account ID in the grants`,
+    );
 
   // Remove tokens only for principals that are no longer granted (absent from the config, or
   // unknown to IAM: a role deleted and recreated later must not find an old token waiting).
@@ -273,6 +282,7 @@ export async function plan(deps: PlanDeps): Promise<{ plan: MintPlan; key: Signi
     stale,
     trust: published.value,
     signingKey: key.description,
+    policyAccountsLeftOut: store.applyReadPolicy ? leftOut.length : undefined,
     rootDaysLeft: key.root?.daysLeft,
     startedAt,
   };

@@ -5,7 +5,8 @@
  * The AWS SDK talks to it through AWS_ENDPOINT_URL exactly as it would talk to S3, so retries,
  * backoff and error handling run for real; only the failing answers are made up.
  *
- * It also keeps S3 bucket policies itself (PUT/GET/DELETE `?policy`) instead of passing them
+ * It also keeps S3 bucket policies itself (PUT/GET/DELETE `?policy`, refusing those that name an
+ * account marked invalid, as S3 refuses a principal it cannot resolve) instead of passing them
  * to moto: moto 5.2 half-enforces a stored bucket policy on object reads and writes, treating
  * every statement with a condition it cannot check (such as `aws:SecureTransport`) as a Deny,
  * which would make every request after the first policy write fail with 403. Real S3 evaluates
@@ -40,6 +41,12 @@ export interface FaultProxy {
   readonly endpoint: string;
   /** Bucket policies written through the proxy, by bucket name. */
   readonly policies: Map<string, string>;
+  /**
+   * Accounts S3 cannot resolve: a policy naming one's root is refused with 400
+   * `MalformedPolicy: Invalid principal in policy`, as S3 answers for an unknown principal
+   * (moto accepts any).
+   */
+  readonly invalidAccounts: Set<string>;
   /** Requests seen, as "METHOD path", in order. */
   readonly seen: string[];
   /**
@@ -67,6 +74,7 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
   const seen: string[] = [];
   const hits = new Map<FaultRule, number>();
   const policies = new Map<string, string>();
+  const invalidAccounts = new Set<string>();
 
   /** Answers bucket-policy requests from `policies`; true when it did. */
   const policyRequest = (
@@ -80,8 +88,14 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
-      if (req.method === 'PUT') {
-        policies.set(bucket, Buffer.concat(chunks).toString('utf8'));
+      const body = Buffer.concat(chunks).toString('utf8');
+      if (req.method === 'PUT' && [...invalidAccounts].some((a) => body.includes(`::${a}:root`))) {
+        res.writeHead(400, { 'content-type': 'application/xml' });
+        res.end(
+          '<?xml version="1.0" encoding="UTF-8"?><Error><Code>MalformedPolicy</Code><Message>Invalid principal in policy</Message></Error>',
+        );
+      } else if (req.method === 'PUT') {
+        policies.set(bucket, body);
         res.writeHead(204);
         res.end();
       } else if (req.method === 'DELETE') {
@@ -195,6 +209,7 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
   return {
     endpoint: `http://127.0.0.1:${port}`,
     policies,
+    invalidAccounts,
     seen,
     calls,
     hits,

@@ -73,8 +73,11 @@ export class MemoryStore implements TokenStore {
 /** A store with a read policy, recording the reader accounts it was given. */
 export class PolicyStore extends MemoryStore {
   policies: (readonly string[])[] = [];
+  /** Accounts the store refuses to name in its policy, as S3 refuses an unknown account. */
+  refused = new Set<string>();
   async applyReadPolicy(accounts: readonly string[]) {
-    this.policies.push(accounts);
+    this.policies.push(accounts.filter((a) => !this.refused.has(a)));
+    return accounts.filter((a) => this.refused.has(a));
   }
 }
 

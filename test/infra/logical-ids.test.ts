@@ -40,6 +40,7 @@ const MINTER = [
   'MinterFunctionEventInvokeConfigCC7089ED AWS::Lambda::EventInvokeConfig',
   'MinterLogs72C5F197 AWS::Logs::LogGroup',
   'MinterNoSuccessfulRunAlarm54C54488 AWS::CloudWatch::Alarm',
+  'MinterPolicyAccountsLeftOutAlarmD22FE1D9 AWS::CloudWatch::Alarm',
   'MinterRoleC6B61636 AWS::IAM::Role',
   'MinterRoleDefaultPolicyD3F84CDB AWS::IAM::Policy',
   'MinterRootCertificateExpiringAlarm509AEEC4 AWS::CloudWatch::Alarm',

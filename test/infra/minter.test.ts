@@ -476,7 +476,20 @@ describe('RegistryTokenMinter with defaults', () => {
       Threshold: 365,
       TreatMissingData: 'notBreaching',
     });
-    template.resourceCountIs('AWS::CloudWatch::Alarm', 5);
+  });
+
+  it('alarm: reader accounts S3 refused in the bucket policy in a schedule period', () => {
+    template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      Namespace: 'regtoken',
+      MetricName: 'PolicyAccountsLeftOut',
+      Dimensions: [{ Name: 'service', Value: serviceNameOf(minter) }],
+      Statistic: 'Maximum',
+      Period: 3600,
+      ComparisonOperator: 'GreaterThanThreshold',
+      Threshold: 0,
+      TreatMissingData: 'notBreaching',
+    });
+    template.resourceCountIs('AWS::CloudWatch::Alarm', 6);
   });
 
   it('without grantsFile nothing uploads grants', () => {
@@ -599,7 +612,7 @@ describe('RegistryTokenMinter options', () => {
     const alarms = Object.values(template.findResources('AWS::CloudWatch::Alarm')) as {
       Properties: { AlarmActions: unknown[]; OKActions: unknown[] };
     }[];
-    expect(alarms).toHaveLength(5);
+    expect(alarms).toHaveLength(6);
     // The topic lets CloudWatch publish (its policy replaces SNS's default one).
     template.hasResourceProperties('AWS::SNS::TopicPolicy', {
       PolicyDocument: {

@@ -334,7 +334,7 @@ describe('alarm e-mail', () => {
     });
     const topic = Object.keys(template.findResources('AWS::SNS::Topic'))[0];
     const alarms = Object.values(template.findResources('AWS::CloudWatch::Alarm'));
-    expect(alarms).toHaveLength(5);
+    expect(alarms).toHaveLength(6);
     for (const a of alarms)
       expect((a as { Properties: { AlarmActions: unknown } }).Properties.AlarmActions).toEqual([
         { Ref: topic },

@@ -161,6 +161,7 @@ afterAll(async () => {
 beforeEach(async () => {
   await moto.reset();
   proxy.policies.clear();
+  proxy.invalidAccounts.clear();
   proxy.setRules([]);
   proxy.hits.clear(); // counts per test, whatever ran before
   s3 = new S3Client({});
@@ -519,6 +520,63 @@ describe('two token stores in one bucket', () => {
     },
     60_000,
   );
+});
+
+describe('accounts S3 refuses as principals (MalformedPolicy: Invalid principal in policy)', () => {
+  const GHOST = '555566667777';
+  const FINE = '777788889999';
+  const ghost = (account: string, name: string) =>
+    `  - principal: arn:aws:iam::${account}:role/${name}\n    access: [{repository: team-a/app, actions: [pull]}]\n`;
+  const readers = () => {
+    const policy = JSON.parse(proxy.policies.get(TOKEN_BUCKET) ?? '{}') as {
+      Statement: { Principal?: { AWS?: string | string[] } }[];
+    };
+    return policy.Statement.flatMap((st) => st.Principal?.AWS ?? [])
+      .filter((p) => p.endsWith(':root'))
+      .sort();
+  };
+
+  it('are left out with a warning and a metric; everyone else is minted', async () => {
+    await handler()({});
+    proxy.invalidAccounts.add(GHOST);
+    await putConfig(grants(ghost(GHOST, 'ghost') + ghost(FINE, 'fine')));
+    const seenBefore = proxy.seen.length;
+    // The metrics as the function publishes them (CloudWatch embedded metric format).
+    const { logger, metrics } = quiet();
+    const emitted: Record<string, unknown>[] = [];
+    (metrics as unknown as { console: { log(line: string): void } }).console = {
+      log: (line) => emitted.push(JSON.parse(line)),
+    };
+    const result = await createHandler({
+      settings: () => settings(),
+      aws: new AwsClients(),
+      logger,
+      metrics,
+    })({});
+    expect(result).toMatchObject({ skipped: false, minted: 6 });
+    expect(readers()).toEqual([ACCOUNT, OTHER, FINE].map((a) => `arn:aws:iam::${a}:root`).sort());
+    // The whole list, then halves: a few writes, the last one the policy that stays.
+    const policyPuts = proxy.seen
+      .slice(seenBefore)
+      .filter((l) => /^PUT \/regtoken-tokens\/?\?policy/.test(l));
+    expect(policyPuts.length).toBeGreaterThan(1);
+    expect(policyPuts.length).toBeLessThanOrEqual(6);
+    expect(emitted.find((e) => 'PolicyAccountsLeftOut' in e)?.PolicyAccountsLeftOut).toBe(1);
+  }, 60_000);
+
+  it('when the search gives up, the run fails and the bucket keeps the policy it had', async () => {
+    await handler()({});
+    const before = proxy.policies.get(TOKEN_BUCKET);
+    const ghosts = Array.from({ length: 20 }, (_, i) => `5555666677${String(i).padStart(2, '0')}`);
+    for (const g of ghosts) proxy.invalidAccounts.add(g);
+    await putConfig(grants(ghosts.map((g) => ghost(g, 'ghost')).join('')));
+    const err = await handler()({}).catch((e: unknown) => e);
+    expect(err).toMatchObject({
+      code: 'STORE',
+      message: `s3://${TOKEN_BUCKET} (bucket policy): S3 refuses the policy (MalformedPolicy: Invalid principal in policy) and 24 attempts did not find which reader accounts it refuses; the bucket keeps its previous policy`,
+    });
+    expect(proxy.policies.get(TOKEN_BUCKET)).toBe(before);
+  }, 60_000);
 });
 
 describe('only the owner can read its token (policy as written, independent evaluator)', () => {

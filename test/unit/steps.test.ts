@@ -123,6 +123,26 @@ describe('plan', () => {
     expect(store.deletes).toEqual([]);
   });
 
+  it('warns about and counts reader accounts the store refused, and plans their tokens still', async () => {
+    const store = new PolicyStore();
+    store.refused.add('444455556666');
+    const { plan: p } = await plan({
+      config: new MemoryConfig(grants),
+      store,
+      signer: fixedSigner,
+      principals: directory,
+      inventory: { name: 'mem://inventory', list: async () => ['team-a/app'] },
+      clock: () => FIXED_NOW,
+      ...quiet,
+    });
+    expect(store.policies).toEqual([['111122223333']]);
+    expect(p.policyAccountsLeftOut).toBe(1);
+    expect(p.warnings).toEqual([
+      'account 444455556666 left out of the token bucket policy: S3 refuses it as a principal (Invalid principal in policy), so its principals cannot read their tokens; check the account ID in the grants',
+    ]);
+    expect(p.principals.map((w) => w.principal.arn)).toEqual([CI, BOB]);
+  });
+
   it('warns when patterns need an inventory that was not given, and checks no principal locally', async () => {
     const { plan: p } = await plan({
       config: new MemoryConfig(grants),
@@ -298,6 +318,7 @@ function planOf(extra: Partial<MintPlan> = {}): MintPlan {
     stale: [],
     trust: { bundle: 'mem://trust/bundle.pem', jwks: 'mem://trust/jwks.json' },
     signingKey: 'fixed key',
+    policyAccountsLeftOut: undefined,
     rootDaysLeft: undefined,
     startedAt: Date.now(),
     ...extra,
@@ -327,6 +348,7 @@ describe('finish', () => {
         unverified: 1,
         warnings: ['run warning'],
         rootDaysLeft: 300,
+        policyAccountsLeftOut: 1,
       }),
       [
         { tokens: [minted(CI)], failed: [], warnings: ['ci warning'] },
@@ -358,6 +380,7 @@ describe('finish', () => {
       'count TokenFailures 1',
       'count TokensRemoved 1',
       'duration RunDuration',
+      'count PolicyAccountsLeftOut 1',
       'count RootCertificateDaysLeft 300',
       'metadata configVersion v7',
     ]);

@@ -17,6 +17,7 @@ import {
   PutObjectCommand,
   type S3Client,
 } from '@aws-sdk/client-s3';
+import { findRefused } from '../../core/bisect.js';
 import type { LeaseFence } from '../../core/lease.js';
 import { buildTokenBucketPolicy, OWNER_TAG_KEY, storePrefixOf } from '../../core/policy.js';
 import type { TokenDocument, TokenStore, TrustMaterial } from '../../core/ports.js';
@@ -239,10 +240,59 @@ export class S3TokenStore implements TokenStore {
   /**
    * Writes the bucket policy for these reader accounts when it differs from the current one.
    * The policy is built from scratch every time (a deleted principal never lingers in it); a
-   * policy of another token store is never replaced.
+   * policy of another token store is never replaced. When S3 refuses the policy because it
+   * cannot resolve some account's root (`MalformedPolicy: Invalid principal in policy`), the
+   * accounts it refuses are found by bisection and left out; they are returned. Every attempt
+   * replaces the policy whole or not at all, so the bucket always has a policy, and the last
+   * one written holds every account S3 accepts. When the search gives up, the policy the run
+   * found is written back and the run fails.
    */
-  async applyReadPolicy(readerAccounts: readonly string[]): Promise<void> {
-    const policy = JSON.stringify(
+  async applyReadPolicy(readerAccounts: readonly string[]): Promise<readonly string[]> {
+    const current = await this.currentPolicy();
+    this.refuseOtherStore(current);
+    let written = current;
+    const write = async (accounts: readonly string[]): Promise<boolean> => {
+      const policy = this.policyFor(accounts);
+      if (written !== undefined && samePolicy(written, policy)) return true;
+      try {
+        await this.s3.send(
+          fenced(
+            new PutBucketPolicyCommand({ Bucket: this.at.bucket, Policy: policy }),
+            this.options.fence,
+          ),
+        );
+        written = policy;
+        return true;
+      } catch (err) {
+        if (err instanceof LeaseExpiredError) throw err;
+        if (isInvalidPrincipal(err)) return false;
+        throw new StoreError(describeAwsError(err, `s3://${this.at.bucket} (bucket policy)`), {
+          cause: err,
+        });
+      }
+    };
+    if (await write(readerAccounts)) return [];
+    const found = await findRefused(readerAccounts, write, MAX_POLICY_ATTEMPTS);
+    if (!found) {
+      // Put back the policy the run found (the search may have written a narrower one).
+      if (current !== undefined && written !== current)
+        await this.s3
+          .send(
+            fenced(
+              new PutBucketPolicyCommand({ Bucket: this.at.bucket, Policy: current }),
+              this.options.fence,
+            ),
+          )
+          .catch(() => undefined);
+      throw new StoreError(
+        `s3://${this.at.bucket} (bucket policy): S3 refuses the policy (MalformedPolicy: Invalid principal in policy) and ${MAX_POLICY_ATTEMPTS} attempts did not find which reader accounts it refuses; the bucket keeps its previous policy`,
+      );
+    }
+    return found.refused;
+  }
+
+  private policyFor(readerAccounts: readonly string[]): string {
+    return JSON.stringify(
       buildTokenBucketPolicy({
         bucket: this.at.bucket,
         prefix: this.at.key,
@@ -251,23 +301,18 @@ export class S3TokenStore implements TokenStore {
         minterArns: this.options.minterArns,
       }),
     );
-    const current = await this.currentPolicy();
-    this.refuseOtherStore(current);
-    if (current !== undefined && samePolicy(current, policy)) return;
-    try {
-      await this.s3.send(
-        fenced(
-          new PutBucketPolicyCommand({ Bucket: this.at.bucket, Policy: policy }),
-          this.options.fence,
-        ),
-      );
-    } catch (err) {
-      if (err instanceof LeaseExpiredError) throw err;
-      throw new StoreError(describeAwsError(err, `s3://${this.at.bucket} (bucket policy)`), {
-        cause: err,
-      });
-    }
   }
+}
+
+/** How many policy writes a run spends finding the accounts S3 refuses (docs/aws.md). */
+const MAX_POLICY_ATTEMPTS = 24;
+
+/** S3's answer to a policy naming a principal it cannot resolve. */
+function isInvalidPrincipal(err: unknown): boolean {
+  return (
+    awsErrorCode(err) === 'MalformedPolicy' &&
+    /invalid principal/i.test((err as { message?: string })?.message ?? '')
+  );
 }
 
 function samePolicy(a: string, b: string): boolean {
