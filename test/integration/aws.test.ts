@@ -713,6 +713,53 @@ describe('the registry accepts tokens minted on AWS', () => {
     expect(decodeProtectedHeader(direct).kid).toMatch(/^([A-Z2-7]{4}:){11}[A-Z2-7]{4}$/);
     expect((await pullImage(registry.host, 'team-a/app', direct)).ok).toBe(true);
   }, 60_000);
+
+  it('follows the documented root rotation to its end: a retired root leaves the bundle, and its tokens are refused', async () => {
+    const next = await new KMSClient({}).send(
+      new CreateKeyCommand({ KeySpec: 'ECC_NIST_P256', KeyUsage: 'SIGN_VERIFY' }),
+    );
+    const newKey = next.KeyMetadata?.Arn ?? '';
+    const certs = (pem: string) =>
+      pem.match(/-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g) ?? [];
+    const bundle = async () => getText(TOKEN_BUCKET, 'trust/bundle.pem');
+    const ciToken = async () => (await tokenDoc(KEY.ci)).token as string;
+    const serve = async (pem: string) => {
+      await registry?.stop();
+      const path = join(dir, 'rotation-bundle.pem');
+      writeFileSync(path, pem);
+      registry = await startRegistry({
+        service: 'registry.test',
+        issuer: 'regtoken',
+        rootCertBundlePath: path,
+      });
+    };
+    const accepted = async (token: string) =>
+      (await registryGet(registry.url, '/v2/', token)).status;
+
+    // Step 1 (before the rotation): the old key signs alone.
+    await handler()({});
+    const [oldRoot] = certs(await bundle());
+    const underOld = await ciToken();
+    // Step 2: the new key is trusted too; both roots are published.
+    await handler({ trustedKeys: [newKey] })({});
+    const [, newRoot] = certs(await bundle());
+    expect(certs(await bundle())).toEqual([oldRoot, newRoot]);
+    // Step 3: the new key signs, the old one stays trusted: tokens under either are accepted.
+    await handler({ signingKey: `kms:${newKey}`, trustedKeys: [kmsKeyArn] })({});
+    expect(certs(await bundle())).toEqual([newRoot, oldRoot]);
+    const underNew = await ciToken();
+    await serve(await bundle());
+    expect(await accepted(underOld)).toBe(200);
+    expect(await accepted(underNew)).toBe(200);
+    // Step 4: the old key is no longer trusted: its root leaves the bundle, and once the
+    // registry is restarted with it, a token under the old root is refused though unexpired.
+    await handler({ signingKey: `kms:${newKey}`, trustedKeys: [] })({});
+    expect(certs(await bundle())).toEqual([newRoot]);
+    await serve(await bundle());
+    expect(await accepted(underOld)).toBe(401);
+    expect(await accepted(underNew)).toBe(200);
+    expect(await accepted(await ciToken())).toBe(200);
+  }, 120_000);
 });
 
 describe('faults', () => {
