@@ -27,7 +27,7 @@ import {
   PutObjectCommand,
   S3Client,
 } from '@aws-sdk/client-s3';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
+import { afterAll, beforeAll, beforeEach, describe, expect, it, jest } from '@jest/globals';
 import { decodeProtectedHeader } from 'jose';
 import { AwsClients } from '../../lambda/adapters/aws.js';
 import { buildTokenBucketPolicy } from '../../lambda/core/policy.js';
@@ -79,6 +79,10 @@ grants:
   - principal: ${ARN.deleted}
     access: [{repository: team-a/app, actions: [pull]}]
 ${extra}`;
+
+// Every case drives moto, the proxy and often several runs: on a loaded machine one takes more
+// than jest's default 5 s. Cases that wait on purpose say so with their own timeout.
+jest.setTimeout(60_000);
 
 let moto: Moto;
 let proxy: FaultProxy;
