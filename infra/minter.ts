@@ -51,6 +51,7 @@ import {
 import { createFanOut, type FanOut, type FanOutOptions, fanOutSettings } from './minter/fan-out.js';
 import { bindFanOutSettings } from './minter/fan-out-settings.js';
 import { createFunction, createTriggers, deployGrants } from './minter/function.js';
+import { ownPrincipal, principalArn } from './minter/principals.js';
 import { createRealm, type Realm, type RealmOptions } from './minter/realm.js';
 import { bindSettings, type SettingsSource } from './minter/settings.js';
 import { createRootKey } from './minter/signing-root.js';
@@ -415,23 +416,6 @@ export class RegistryTokenMinter extends Construct {
       resourceArns: [this.configBucket.arnForObjects(this.configKey)],
     });
   }
-}
-
-/** The ARN of a role or user, as the token bucket policy compares it with aws:PrincipalArn. */
-function principalArn(p: iam.IRole | iam.IUser): string {
-  return 'roleArn' in p ? p.roleArn : p.userArn;
-}
-
-/** The account, type and name of a grantee that is an IAM role or user, else undefined. */
-function ownPrincipal(
-  p: iam.IPrincipal,
-): { account: string; type: 'role' | 'user'; name: string } | undefined {
-  const r = p as Partial<iam.IRole> & Partial<iam.IUser>;
-  if (typeof r.roleName === 'string' && typeof r.roleArn === 'string' && r.env)
-    return { account: r.env.account, type: 'role', name: r.roleName };
-  if (typeof r.userName === 'string' && typeof r.userArn === 'string' && r.env)
-    return { account: r.env.account, type: 'user', name: r.userName };
-  return undefined;
 }
 
 /** What mints: the function, or with `fanOut` the workflow (whose plan step stands for it). */
