@@ -5,47 +5,24 @@
  * they depend on the machine and its load.
  */
 
-import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { HelperBenchResult } from '../../bench/helper.js';
+import { runBench } from '../helpers/bench.js';
 import { makeTempDir, removeTempDir } from '../helpers/tmp.js';
 
-const ROOT = new URL('../../', import.meta.url).pathname;
-
 let dir: string;
-let stdout = '';
-let stderr = '';
+let stdout: string;
+let stderr: string;
 let code: number | null;
 let result: HelperBenchResult;
 
 beforeAll(async () => {
   dir = await makeTempDir('bench-helper-');
-  const json = join(dir, 'helper.json');
-  const proc = spawn(
-    process.execPath,
-    [
-      '--import',
-      'tsx',
-      'bench/run.ts',
-      '--helper',
-      '--helper-runs',
-      '3',
-      '--no-write',
-      '--json',
-      json,
-    ],
-    { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  proc.stdout.on('data', (d: Buffer) => {
-    stdout += d.toString();
-  });
-  proc.stderr.on('data', (d: Buffer) => {
-    stderr += d.toString();
-  });
-  code = await new Promise((resolve) => proc.on('close', resolve));
-  if (code === 0) result = JSON.parse(readFileSync(json, 'utf8'));
+  ({ code, stdout, stderr, result } = await runBench<HelperBenchResult>(
+    ['--helper', '--helper-runs', '3'],
+    join(dir, 'helper.json'),
+  ));
 }, 600_000);
 
 afterAll(async () => removeTempDir(dir));

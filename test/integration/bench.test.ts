@@ -4,21 +4,18 @@
  * reports every measurement with sane values. Timings are printed, never asserted: they depend on the machine and its load.
  */
 
-import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { CallCounts } from '../../bench/counter.js';
 import { type FanOutResult, kmsCalls, s3PerToken } from '../../bench/fan-out.js';
 import type { RealmBenchResult } from '../../bench/realm.js';
 import type { BenchResult, TargetCheck } from '../../bench/report.js';
+import { runBench } from '../helpers/bench.js';
 import { makeTempDir, removeTempDir } from '../helpers/tmp.js';
 
-const ROOT = new URL('../../', import.meta.url).pathname;
-
 let dir: string;
-let stdout = '';
-let stderr = '';
+let stdout: string;
+let stderr: string;
 let code: number | null;
 let result: BenchResult & { targets: TargetCheck[] };
 
@@ -27,31 +24,10 @@ const total = (calls: CallCounts, service: string) =>
 
 beforeAll(async () => {
   dir = await makeTempDir('bench-');
-  const json = join(dir, 'bench.json');
-  const proc = spawn(
-    process.execPath,
-    [
-      '--import',
-      'tsx',
-      'bench/run.ts',
-      '--sizes',
-      '100',
-      '--realm-seconds',
-      '1',
-      '--no-write',
-      '--json',
-      json,
-    ],
-    { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  proc.stdout.on('data', (d: Buffer) => {
-    stdout += d.toString();
-  });
-  proc.stderr.on('data', (d: Buffer) => {
-    stderr += d.toString();
-  });
-  code = await new Promise((resolve) => proc.on('close', resolve));
-  if (code === 0) result = JSON.parse(readFileSync(json, 'utf8'));
+  ({ code, stdout, stderr, result } = await runBench<BenchResult & { targets: TargetCheck[] }>(
+    ['--sizes', '100', '--realm-seconds', '1'],
+    join(dir, 'bench.json'),
+  ));
 }, 600_000);
 
 afterAll(async () => {
