@@ -23,6 +23,27 @@ const paths = Array.from(
 const tmpName = (path: string) => `${path}.${randomBytes(6).toString('hex')}.tmp`;
 
 type Way = (root: string) => Promise<void>;
+
+/** Async, `limit` files at a time; the first write into a directory makes it, the others wait. */
+const eachDirectoryOnce =
+  (limit: number): Way =>
+  (root) => {
+    const dirs = new Map<string, Promise<unknown>>();
+    return mapLimit(paths, limit, async (p) => {
+      const file = join(root, p);
+      const dir = dirname(file);
+      let made = dirs.get(dir);
+      if (!made) {
+        made = mkdir(dir, { recursive: true });
+        dirs.set(dir, made);
+      }
+      await made;
+      const tmp = tmpName(file);
+      await writeFile(tmp, doc, { mode: 0o600, flag: 'wx' });
+      await rename(tmp, file);
+    });
+  };
+
 const ways: Record<string, Way> = {
   'async, mkdir per file, 8 at a time (before)': (root) =>
     mapLimit(paths, 8, async (p) => {
@@ -32,38 +53,8 @@ const ways: Record<string, Way> = {
       await writeFile(tmp, doc, { mode: 0o600, flag: 'wx' });
       await rename(tmp, file);
     }),
-  'async, each directory once, 8 at a time': (root) => {
-    const dirs = new Map<string, Promise<unknown>>();
-    return mapLimit(paths, 8, async (p) => {
-      const file = join(root, p);
-      const dir = dirname(file);
-      let made = dirs.get(dir);
-      if (!made) {
-        made = mkdir(dir, { recursive: true });
-        dirs.set(dir, made);
-      }
-      await made;
-      const tmp = tmpName(file);
-      await writeFile(tmp, doc, { mode: 0o600, flag: 'wx' });
-      await rename(tmp, file);
-    });
-  },
-  'async, each directory once, 32 at a time': (root) => {
-    const dirs = new Map<string, Promise<unknown>>();
-    return mapLimit(paths, 32, async (p) => {
-      const file = join(root, p);
-      const dir = dirname(file);
-      let made = dirs.get(dir);
-      if (!made) {
-        made = mkdir(dir, { recursive: true });
-        dirs.set(dir, made);
-      }
-      await made;
-      const tmp = tmpName(file);
-      await writeFile(tmp, doc, { mode: 0o600, flag: 'wx' });
-      await rename(tmp, file);
-    });
-  },
+  'async, each directory once, 8 at a time': eachDirectoryOnce(8),
+  'async, each directory once, 32 at a time': eachDirectoryOnce(32),
   'sync, each directory once': async (root) => {
     const dirs = new Set<string>();
     for (const p of paths) {
