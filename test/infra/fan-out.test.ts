@@ -23,6 +23,7 @@ import {
   type aws_sqs as sqs,
   Validations,
 } from 'aws-cdk-lib';
+import type { Template } from 'aws-cdk-lib/assertions';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { type FanOutOptions, RegistryTokenMinter } from '../../infra/minter.js';
 import { propsFromContext, RegtokenStack, type RegtokenStackProps } from '../../infra/stack.js';
@@ -35,6 +36,7 @@ import {
   synth,
 } from '../helpers/cdk.js';
 import { ResolvedTemplate } from '../helpers/cfn.js';
+import { minterStatements, roleStatements } from '../helpers/iam-statements.js';
 import { requireBinary, run } from '../helpers/process.js';
 
 function build(
@@ -62,19 +64,8 @@ function idOf(stack: Stack, c: { node: { defaultChild?: unknown } }): string {
 }
 
 /** Every identity statement attached to `role`, in the order of the template's policies. */
-function statementsOf(
-  json: { Resources: Record<string, { Type: string; Properties: CfnJson }> },
-  stack: Stack,
-  role: iam.IRole,
-): unknown[] {
-  const ref = JSON.stringify({ Ref: idOf(stack, role as iam.Role) });
-  return Object.values(json.Resources)
-    .filter(
-      (r) =>
-        r.Type === 'AWS::IAM::Policy' &&
-        (r.Properties.Roles as unknown[]).some((x) => JSON.stringify(x) === ref),
-    )
-    .flatMap((r) => r.Properties.PolicyDocument.Statement as unknown[]);
+function statementsOf(template: Template, stack: Stack, role: iam.IRole): unknown[] {
+  return roleStatements(template, { Ref: idOf(stack, role) });
 }
 
 /** The state machine's definition, with the CloudFormation references left as `<LogicalId>`. */
@@ -114,7 +105,7 @@ describe('without fanOut (the default)', () => {
 });
 
 describe('with fanOut (defaults)', () => {
-  const { json, minter, stack, r } = build({});
+  const { json, template, minter, stack, r } = build({});
   const fan = minter.fanOut;
   if (!fan) throw new Error('no fanOut');
   const fnId = (f: { function: lambda.Function }) => idOf(stack, f.function);
@@ -309,77 +300,30 @@ describe('with fanOut (defaults)', () => {
     });
   });
 
-  const tokens = (key: string) => r(minter.tokenBucket.arnForObjects(key));
-  const logs = (f: { logGroup: logs.LogGroup }) => ({
-    Sid: 'WriteLogs',
-    Effect: 'Allow',
-    Action: ['logs:CreateLogStream', 'logs:PutLogEvents'],
-    Resource: { 'Fn::GetAtt': [idOf(stack, f.logGroup), 'Arn'] },
-  });
-  const readGrants = [
-    {
-      Sid: 'ReadGrants',
-      Effect: 'Allow',
-      Action: ['s3:GetObject', 's3:GetObjectVersion'],
-      Resource: r(minter.configBucket.arnForObjects('grants.yaml')),
-    },
-    {
-      Sid: 'SeeMissingGrants',
-      Effect: 'Allow',
-      Action: 's3:ListBucket',
-      Resource: { 'Fn::GetAtt': [configBucketId, 'Arn'] },
-    },
-  ];
+  const st = minterStatements(minter, r);
+  const { tokens } = st;
+  const logs = (f: { logGroup: logs.LogGroup }) => st.writeLogs(idOf(stack, f.logGroup));
 
   it('plan role: grants, trust, lock, run files, listing, bucket policy, IAM lists, KMS; no token write', () => {
-    expect(statementsOf(json, stack, fan.plan.role)).toEqual([
+    expect(statementsOf(template, stack, fan.plan.role)).toEqual([
       logs(fan.plan),
-      ...readGrants,
-      {
-        Sid: 'PublishTrustAndLock',
-        Effect: 'Allow',
-        Action: ['s3:GetObject', 's3:PutObject'],
-        Resource: [
-          tokens('state/lock.json'),
-          tokens('trust/bundle.pem'),
-          tokens('trust/jwks.json'),
-        ],
-      },
+      ...st.readGrants,
+      st.publishTrustAndLock,
       {
         Sid: 'WriteRunFiles',
         Effect: 'Allow',
         Action: 's3:PutObject',
         Resource: tokens('state/runs/*'),
       },
-      {
-        Sid: 'ListTokens',
-        Effect: 'Allow',
-        Action: 's3:ListBucket',
-        Resource: { 'Fn::GetAtt': [tokenBucketId, 'Arn'] },
-      },
-      {
-        Sid: 'OwnTokenBucketPolicy',
-        Effect: 'Allow',
-        Action: ['s3:GetBucketPolicy', 's3:PutBucketPolicy'],
-        Resource: { 'Fn::GetAtt': [tokenBucketId, 'Arn'] },
-      },
-      {
-        Sid: 'CheckPrincipals',
-        Effect: 'Allow',
-        Action: ['iam:ListRoles', 'iam:ListUsers'],
-        Resource: '*',
-      },
-      {
-        Sid: 'SignWithRoot',
-        Effect: 'Allow',
-        Action: ['kms:GetPublicKey', 'kms:Sign'],
-        Resource: r(minter.signingKey.keyArn),
-      },
+      st.listTokens,
+      st.ownTokenBucketPolicy,
+      st.checkPrincipals,
+      st.signWithRoot,
     ]);
   });
 
   it('shard role: its tokens and run files, reading the lock, one KMS Sign; no delete, no list', () => {
-    expect(statementsOf(json, stack, fan.shard.role)).toEqual([
+    expect(statementsOf(template, stack, fan.shard.role)).toEqual([
       logs(fan.shard),
       {
         Sid: 'WriteTokens',
@@ -409,9 +353,9 @@ describe('with fanOut (defaults)', () => {
   });
 
   it('finish role: the grants version, stale deletes, the lock, the run files; no KMS, no token write', () => {
-    expect(statementsOf(json, stack, fan.finish.role)).toEqual([
+    expect(statementsOf(template, stack, fan.finish.role)).toEqual([
       logs(fan.finish),
-      ...readGrants,
+      ...st.readGrants,
       {
         Sid: 'DeleteStaleTokens',
         Effect: 'Allow',
@@ -451,7 +395,7 @@ describe('with fanOut (defaults)', () => {
         ],
       ],
     });
-    expect(statementsOf(json, stack, fan.stateMachine.role)).toEqual([
+    expect(statementsOf(template, stack, fan.stateMachine.role)).toEqual([
       {
         Effect: 'Allow',
         Action: 'lambda:InvokeFunction',
@@ -540,14 +484,7 @@ describe('with fanOut (defaults)', () => {
       Targets: [{ Arn: { Ref: stateMachineId }, DeadLetterConfig: { Arn: queue } }],
     });
     const ruleRole = rule[0]?.Properties.Targets[0].RoleArn['Fn::GetAtt'][0];
-    const policyOf = (roleId: string) =>
-      Object.values(json.Resources)
-        .filter(
-          (x) =>
-            x.Type === 'AWS::IAM::Policy' &&
-            JSON.stringify(x.Properties.Roles) === JSON.stringify([{ Ref: roleId }]),
-        )
-        .flatMap((x) => x.Properties.PolicyDocument.Statement);
+    const policyOf = (roleId: string) => roleStatements(template, { Ref: roleId });
     const start = {
       Effect: 'Allow',
       Action: 'states:StartExecution',
@@ -604,7 +541,7 @@ describe('with fanOut (defaults)', () => {
 
 describe('fanOut options', () => {
   it('shardSize, maxConcurrency and timeout reach the plan step, the Map and the lease', () => {
-    const { json, minter, stack } = build(
+    const { json, template, minter, stack } = build(
       { shardSize: 250, maxConcurrency: 8, timeout: Duration.hours(2) },
       { timeout: Duration.minutes(10), tokenPrefix: 'prod' },
     );
@@ -620,7 +557,7 @@ describe('fanOut options', () => {
     });
     expect(plan.Timeout).toBe(600);
     // The run files, and the manifests the Map reads, move under the prefix.
-    const role = statementsOf(json, stack, fan.stateMachine.role);
+    const role = statementsOf(template, stack, fan.stateMachine.role);
     expect(JSON.stringify(role)).toContain('/prod/state/runs/*/manifest.json');
   });
 

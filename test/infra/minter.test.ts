@@ -16,6 +16,7 @@ import {
 import { Match, type Template } from 'aws-cdk-lib/assertions';
 import { RegistryTokenMinter, serviceNameOf } from '../../infra/minter.js';
 import { type CfnJson, synth } from '../helpers/cdk.js';
+import { minterStatements, rolePolicies } from '../helpers/iam-statements.js';
 
 /**
  * The CDK key-admin actions (aws-kms ADMIN_ACTIONS): management, no signing. Sorted, as the
@@ -61,16 +62,11 @@ function only(template: Template, type: string, prefix = ''): { id: string; prop
   return { id, props: resource.Properties };
 }
 
-/** The statements of the function role's policy. */
+/** The statements of the function role's policy (its one policy). */
 function functionStatements(template: Template, r: (v: unknown) => unknown, role: iam.Role) {
-  const policies = Object.values(template.findResources('AWS::IAM::Policy')).filter(
-    (p) =>
-      JSON.stringify((p as { Properties: { Roles: unknown } }).Properties.Roles) ===
-      JSON.stringify([r(role.roleName)]),
-  );
+  const policies = rolePolicies(template, r(role.roleName));
   expect(policies).toHaveLength(1);
-  return (policies[0] as { Properties: { PolicyDocument: { Statement: unknown[] } } }).Properties
-    .PolicyDocument.Statement;
+  return policies[0];
 }
 
 describe('RegistryTokenMinter with defaults', () => {
@@ -239,71 +235,26 @@ describe('RegistryTokenMinter with defaults', () => {
   it('function role: exactly these statements, "*" only for the IAM list APIs', () => {
     const logGroup = only(template, 'AWS::Logs::LogGroup').id;
     const queue = only(template, 'AWS::SQS::Queue').id;
-    const tokens = (key: string) => r(minter.tokenBucket.arnForObjects(key));
+    const s = minterStatements(minter, r);
     expect(functionStatements(template, r, minter.role)).toEqual([
-      {
-        Sid: 'WriteLogs',
-        Effect: 'Allow',
-        Action: ['logs:CreateLogStream', 'logs:PutLogEvents'],
-        Resource: { 'Fn::GetAtt': [logGroup, 'Arn'] },
-      },
+      s.writeLogs(logGroup),
       {
         Effect: 'Allow',
         Action: ['sqs:GetQueueAttributes', 'sqs:GetQueueUrl', 'sqs:SendMessage'],
         Resource: { 'Fn::GetAtt': [queue, 'Arn'] },
       },
-      {
-        Sid: 'ReadGrants',
-        Effect: 'Allow',
-        Action: ['s3:GetObject', 's3:GetObjectVersion'],
-        Resource: r(minter.configBucket.arnForObjects('grants.yaml')),
-      },
-      {
-        Sid: 'SeeMissingGrants',
-        Effect: 'Allow',
-        Action: 's3:ListBucket',
-        Resource: r(minter.configBucket.bucketArn),
-      },
+      ...s.readGrants,
       {
         Sid: 'WriteTokens',
         Effect: 'Allow',
         Action: ['s3:DeleteObject', 's3:PutObject', 's3:PutObjectTagging'],
-        Resource: tokens('tokens/*'),
+        Resource: s.tokens('tokens/*'),
       },
-      {
-        Sid: 'PublishTrustAndLock',
-        Effect: 'Allow',
-        Action: ['s3:GetObject', 's3:PutObject'],
-        Resource: [
-          tokens('state/lock.json'),
-          tokens('trust/bundle.pem'),
-          tokens('trust/jwks.json'),
-        ],
-      },
-      {
-        Sid: 'ListTokens',
-        Effect: 'Allow',
-        Action: 's3:ListBucket',
-        Resource: r(minter.tokenBucket.bucketArn),
-      },
-      {
-        Sid: 'OwnTokenBucketPolicy',
-        Effect: 'Allow',
-        Action: ['s3:GetBucketPolicy', 's3:PutBucketPolicy'],
-        Resource: r(minter.tokenBucket.bucketArn),
-      },
-      {
-        Sid: 'CheckPrincipals',
-        Effect: 'Allow',
-        Action: ['iam:ListRoles', 'iam:ListUsers'],
-        Resource: '*',
-      },
-      {
-        Sid: 'SignWithRoot',
-        Effect: 'Allow',
-        Action: ['kms:GetPublicKey', 'kms:Sign'],
-        Resource: r(minter.signingKey.keyArn),
-      },
+      s.publishTrustAndLock,
+      s.listTokens,
+      s.ownTokenBucketPolicy,
+      s.checkPrincipals,
+      s.signWithRoot,
     ]);
   });
 
