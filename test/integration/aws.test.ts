@@ -10,20 +10,13 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics } from '@aws-lambda-powertools/metrics';
-import {
-  CreateRoleCommand,
-  CreateUserCommand,
-  DeleteRoleCommand,
-  IAMClient,
-} from '@aws-sdk/client-iam';
+import { CreateRoleCommand, DeleteRoleCommand, IAMClient } from '@aws-sdk/client-iam';
 import { CreateKeyCommand, KMSClient } from '@aws-sdk/client-kms';
 import {
-  CreateBucketCommand,
   GetBucketPolicyCommand,
   GetObjectCommand,
   GetObjectTaggingCommand,
   ListObjectsV2Command,
-  PutBucketVersioningCommand,
   PutObjectCommand,
   S3Client,
 } from '@aws-sdk/client-s3';
@@ -34,20 +27,27 @@ import { buildTokenBucketPolicy } from '../../lambda/core/policy.js';
 import { ConfigError, RunIncompleteError } from '../../lambda/errors.js';
 import { createHandler } from '../../lambda/handler.js';
 import type { RunSettings } from '../../lambda/run.js';
+import {
+  ACCOUNT,
+  type AwsStandIn,
+  CONFIG_BUCKET,
+  createDeployment,
+  MINTER,
+  minterSettings,
+  quiet,
+  quietHandler,
+  startAwsStandIn,
+  TOKEN_BUCKET,
+} from '../helpers/aws-stand-in.js';
 import { cli } from '../helpers/cli.js';
-import { type FaultProxy, startFaultProxy } from '../helpers/fault-proxy.js';
+import type { FaultProxy } from '../helpers/fault-proxy.js';
 import { allow, decideS3 } from '../helpers/iam-eval.js';
-import { applyAwsTestEnv, type Moto, startMoto } from '../helpers/moto.js';
 import { type RunningRegistry, startRegistry } from '../helpers/registry.js';
 import { pullImage, pushImage, registryGet } from '../helpers/skopeo.js';
 import { makeTempDir, removeTempDir } from '../helpers/tmp.js';
 
-const ACCOUNT = '123456789012'; // moto's account
 const OTHER = '444455556666';
-const CONFIG_BUCKET = 'regtoken-config';
-const TOKEN_BUCKET = 'regtoken-tokens';
 const REGISTRY_BUCKET = 'registry-storage';
-const MINTER = `arn:aws:iam::${ACCOUNT}:role/regtoken-minter`;
 const ARN = {
   ci: `arn:aws:iam::${ACCOUNT}:role/ci-runner`,
   web: `arn:aws:iam::${ACCOUNT}:role/web/ec2-web`,
@@ -84,32 +84,17 @@ ${extra}`;
 // than jest's default 5 s. Cases that wait on purpose say so with their own timeout.
 jest.setTimeout(60_000);
 
-let moto: Moto;
+let standIn: AwsStandIn;
 let proxy: FaultProxy;
-let restoreEnv: () => void;
 let s3: S3Client;
 let kmsKeyArn: string;
 let dir: string;
 
-const settings = (over: Partial<RunSettings> = {}): RunSettings => ({
-  config: `s3://${CONFIG_BUCKET}/grants.yaml`,
-  out: `s3://${TOKEN_BUCKET}`,
-  signingKey: `kms:${kmsKeyArn}`,
-  repositories: `s3://${REGISTRY_BUCKET}`,
-  minterArns: [MINTER],
-  trustedKeys: [],
-  signingMode: undefined,
-  lockLease: '2m',
-  ...over,
-});
-
-const quiet = () => ({
-  logger: new Logger({ serviceName: 'regtoken', logLevel: 'SILENT' }),
-  metrics: new Metrics({ namespace: 'regtoken', serviceName: 'regtoken', singleMetric: false }),
-});
+const settings = (over: Partial<RunSettings> = {}): RunSettings =>
+  minterSettings(kmsKeyArn, { repositories: `s3://${REGISTRY_BUCKET}`, ...over });
 
 function handler(over: Partial<RunSettings> = {}, aws = new AwsClients()) {
-  return createHandler({ settings: () => settings(over), aws, ...quiet() });
+  return quietHandler(() => settings(over), aws);
 }
 
 async function putConfig(text: string): Promise<string | undefined> {
@@ -146,53 +131,30 @@ async function tokenKeys(): Promise<string[]> {
 }
 
 beforeAll(async () => {
-  moto = await startMoto();
   // Every AWS call goes through the proxy: it keeps bucket policies (see fault-proxy.ts) and
   // injects the faults some tests ask for.
-  proxy = await startFaultProxy(moto.endpoint);
-  restoreEnv = applyAwsTestEnv(proxy.endpoint);
-  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
+  standIn = await startAwsStandIn();
+  ({ proxy } = standIn);
   dir = await makeTempDir('aws-');
 }, 60_000);
 
 afterAll(async () => {
-  restoreEnv?.();
-  await proxy?.stop();
-  await moto?.stop();
+  await standIn?.stop();
   await removeTempDir(dir);
 });
 
 beforeEach(async () => {
-  await moto.reset();
-  proxy.policies.clear();
-  proxy.invalidAccounts.clear();
-  proxy.setRules([]);
-  proxy.hits.clear(); // counts per test, whatever ran before
+  await standIn.reset();
   s3 = new S3Client({});
-  const iam = new IAMClient({});
-  const kms = new KMSClient({});
-  for (const b of [CONFIG_BUCKET, TOKEN_BUCKET, REGISTRY_BUCKET])
-    await s3.send(new CreateBucketCommand({ Bucket: b }));
-  await s3.send(
-    new PutBucketVersioningCommand({
-      Bucket: CONFIG_BUCKET,
-      VersioningConfiguration: { Status: 'Enabled' },
-    }),
-  );
-  const trust = JSON.stringify({ Version: '2012-10-17', Statement: [] });
-  for (const [name, path] of [
-    ['ci-runner', '/'],
-    ['ec2-web', '/web/'],
-    ['regtoken-minter', '/'],
-  ] as const)
-    await iam.send(
-      new CreateRoleCommand({ RoleName: name, Path: path, AssumeRolePolicyDocument: trust }),
-    );
-  await iam.send(new CreateUserCommand({ UserName: 'alice' }));
-  const key = await kms.send(
-    new CreateKeyCommand({ KeySpec: 'ECC_NIST_P256', KeyUsage: 'SIGN_VERIFY' }),
-  );
-  kmsKeyArn = key.KeyMetadata?.Arn ?? '';
+  kmsKeyArn = await createDeployment({
+    roles: [
+      ['ci-runner', '/'],
+      ['ec2-web', '/web/'],
+      ['regtoken-minter', '/'],
+    ],
+    users: ['alice'],
+    buckets: [REGISTRY_BUCKET],
+  });
   // The registry's own S3 storage: two repositories under base/.
   for (const repo of ['base/alpine', 'base/debian', 'team-a/app'])
     await s3.send(

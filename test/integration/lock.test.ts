@@ -10,15 +10,9 @@
  * idea of the time, nothing else.
  */
 
-import { Logger } from '@aws-lambda-powertools/logger';
-import { Metrics } from '@aws-lambda-powertools/metrics';
-import { CreateRoleCommand, CreateUserCommand, IAMClient } from '@aws-sdk/client-iam';
-import { CreateKeyCommand, KMSClient } from '@aws-sdk/client-kms';
 import {
-  CreateBucketCommand,
   GetObjectCommand,
   ListObjectsV2Command,
-  PutBucketVersioningCommand,
   PutObjectCommand,
   S3Client,
 } from '@aws-sdk/client-s3';
@@ -39,16 +33,21 @@ import { Lease, LeaseFence } from '../../lambda/core/lease.js';
 import { noMetrics, type Signer, silentLogger } from '../../lambda/core/ports.js';
 import { decodeClaims } from '../../lambda/core/token.js';
 import { LeaseExpiredError } from '../../lambda/errors.js';
-import { createHandler } from '../../lambda/handler.js';
 import { mintExclusive } from '../../lambda/mint.js';
 import { type RunSettings, wire } from '../../lambda/run.js';
-import { type FaultProxy, startFaultProxy } from '../helpers/fault-proxy.js';
-import { applyAwsTestEnv, type Moto, startMoto } from '../helpers/moto.js';
+import {
+  ACCOUNT,
+  type AwsStandIn,
+  CONFIG_BUCKET,
+  createDeployment,
+  MINTER,
+  minterSettings,
+  quietHandler,
+  startAwsStandIn,
+  TOKEN_BUCKET,
+} from '../helpers/aws-stand-in.js';
+import type { FaultProxy } from '../helpers/fault-proxy.js';
 
-const ACCOUNT = '123456789012'; // moto's account
-const CONFIG_BUCKET = 'regtoken-config';
-const TOKEN_BUCKET = 'regtoken-tokens';
-const MINTER = `arn:aws:iam::${ACCOUNT}:role/regtoken-minter`;
 const ARN = {
   ci: `arn:aws:iam::${ACCOUNT}:role/ci-runner`,
   alice: `arn:aws:iam::${ACCOUNT}:user/alice`,
@@ -68,32 +67,16 @@ grants:
     access: [{repository: team-a/app, actions: [pull, push]}]
 ${withAlice ? `  - principal: ${ARN.alice}\n    access: [{repository: team-a/app, actions: [pull]}]\n` : ''}`;
 
-let moto: Moto;
+let standIn: AwsStandIn;
 let proxy: FaultProxy;
-let restoreEnv: () => void;
 let s3: S3Client;
 let kmsKeyArn: string;
 
-const settings = (over: Partial<RunSettings> = {}): RunSettings => ({
-  config: `s3://${CONFIG_BUCKET}/grants.yaml`,
-  out: `s3://${TOKEN_BUCKET}`,
-  signingKey: `kms:${kmsKeyArn}`,
-  repositories: undefined,
-  minterArns: [MINTER],
-  trustedKeys: [],
-  signingMode: undefined,
-  lockLease: '2m',
-  ...over,
-});
-
-const quiet = () => ({
-  logger: new Logger({ serviceName: 'regtoken', logLevel: 'SILENT' }),
-  metrics: new Metrics({ namespace: 'regtoken', serviceName: 'regtoken', singleMetric: false }),
-});
+const settings = (over: Partial<RunSettings> = {}): RunSettings => minterSettings(kmsKeyArn, over);
 
 /** One scheduled run of the Lambda handler. */
 function handlerRun(over: Partial<RunSettings> = {}) {
-  return createHandler({ settings: () => settings(over), aws: new AwsClients(), ...quiet() })({});
+  return quietHandler(() => settings(over))({});
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -174,41 +157,24 @@ async function seen(re: RegExp, from: number, timeoutMs = 30_000): Promise<void>
 }
 
 beforeAll(async () => {
-  moto = await startMoto();
-  proxy = await startFaultProxy(moto.endpoint);
-  restoreEnv = applyAwsTestEnv(proxy.endpoint);
-  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
+  standIn = await startAwsStandIn();
+  ({ proxy } = standIn);
 }, 60_000);
 
 afterAll(async () => {
-  restoreEnv?.();
-  await proxy?.stop();
-  await moto?.stop();
+  await standIn?.stop();
 });
 
 beforeEach(async () => {
-  await moto.reset();
-  proxy.policies.clear();
-  proxy.setRules([]);
-  proxy.hits.clear(); // counts per test, whatever ran before
+  await standIn.reset();
   s3 = new S3Client({});
-  const iam = new IAMClient({});
-  for (const b of [CONFIG_BUCKET, TOKEN_BUCKET])
-    await s3.send(new CreateBucketCommand({ Bucket: b }));
-  await s3.send(
-    new PutBucketVersioningCommand({
-      Bucket: CONFIG_BUCKET,
-      VersioningConfiguration: { Status: 'Enabled' },
-    }),
-  );
-  const trust = JSON.stringify({ Version: '2012-10-17', Statement: [] });
-  for (const name of ['ci-runner', 'regtoken-minter'])
-    await iam.send(new CreateRoleCommand({ RoleName: name, AssumeRolePolicyDocument: trust }));
-  await iam.send(new CreateUserCommand({ UserName: 'alice' }));
-  const key = await new KMSClient({}).send(
-    new CreateKeyCommand({ KeySpec: 'ECC_NIST_P256', KeyUsage: 'SIGN_VERIFY' }),
-  );
-  kmsKeyArn = key.KeyMetadata?.Arn ?? '';
+  kmsKeyArn = await createDeployment({
+    roles: [
+      ['ci-runner', '/'],
+      ['regtoken-minter', '/'],
+    ],
+    users: ['alice'],
+  });
   await putConfig(true);
   expect(await handlerRun()).toMatchObject({ skipped: false, minted: 2 });
   expect(await tokenKeys()).toEqual([KEY.ci, KEY.alice].sort());
