@@ -1,8 +1,14 @@
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics } from '@aws-lambda-powertools/metrics';
-import { CreateRoleCommand, CreateUserCommand, IAMClient } from '@aws-sdk/client-iam';
+import {
+  CreateAccessKeyCommand,
+  CreateRoleCommand,
+  CreateUserCommand,
+  IAMClient,
+} from '@aws-sdk/client-iam';
 import { CreateKeyCommand, KMSClient } from '@aws-sdk/client-kms';
 import { CreateBucketCommand, PutBucketVersioningCommand, S3Client } from '@aws-sdk/client-s3';
+import { AssumeRoleCommand, STSClient } from '@aws-sdk/client-sts';
 import { AwsClients } from '../../lambda/adapters/aws.js';
 import { createHandler } from '../../lambda/handler.js';
 import type { RunSettings } from '../../lambda/run.js';
@@ -15,6 +21,11 @@ export const CONFIG_BUCKET = 'regtoken-config';
 export const TOKEN_BUCKET = 'regtoken-tokens';
 /** The minter's role, in REGTOKEN_MINTER_ARNS of every run. */
 export const MINTER = `arn:aws:iam::${ACCOUNT}:role/regtoken-minter`;
+
+/** AWS credentials as the SDK's environment variables. */
+export type Creds = Record<'AWS_ACCESS_KEY_ID' | 'AWS_SECRET_ACCESS_KEY', string> & {
+  AWS_SESSION_TOKEN?: string;
+};
 
 /** moto behind the fault proxy, this process's AWS SDK pointed at the proxy. */
 export interface AwsStandIn {
@@ -29,9 +40,10 @@ export interface AwsStandIn {
 
 /**
  * Starts moto_server and the fault proxy in front of it, and points this process's AWS SDK at
- * the proxy (the environment comes back with {@link AwsStandIn.stop}).
+ * the proxy (the environment comes back with {@link AwsStandIn.stop}). With `metricsOff`, the
+ * handler's metrics stay off the output (POWERTOOLS_METRICS_DISABLED until stop).
  */
-export async function startAwsStandIn(): Promise<AwsStandIn> {
+export async function startAwsStandIn(options: { metricsOff?: boolean } = {}): Promise<AwsStandIn> {
   const moto = await startMoto();
   let proxy: FaultProxy;
   try {
@@ -42,6 +54,7 @@ export async function startAwsStandIn(): Promise<AwsStandIn> {
   }
   const restoreEnv = applyAwsTestEnv(proxy.endpoint);
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
+  if (options.metricsOff) process.env.POWERTOOLS_METRICS_DISABLED = 'true';
   return {
     moto,
     proxy,
@@ -54,6 +67,7 @@ export async function startAwsStandIn(): Promise<AwsStandIn> {
     },
     async stop() {
       restoreEnv();
+      if (options.metricsOff) delete process.env.POWERTOOLS_METRICS_DISABLED;
       await proxy.stop();
       await moto.stop();
     },
@@ -62,35 +76,41 @@ export async function startAwsStandIn(): Promise<AwsStandIn> {
 
 /** What {@link createDeployment} makes besides the config and token buckets and the key. */
 export interface DeploymentParts {
-  /** Roles as `[name, path]`, trusted by nobody. */
+  /** Roles as `[name, path]`. */
   readonly roles: readonly (readonly [string, string])[];
-  /** IAM users, by name. */
-  readonly users: readonly string[];
+  /** IAM users as `[name, path]`. */
+  readonly users: readonly (readonly [string, string])[];
+  /** The statements of every role's trust policy. @default none: nobody may assume them */
+  readonly trust?: readonly object[];
+  /** Whether the config bucket keeps versions, as the stack makes it. @default true */
+  readonly versioned?: boolean;
   /** More buckets. */
   readonly buckets?: readonly string[];
 }
 
 /**
- * Creates the config bucket (versioned, as the stack makes it), the token bucket, the roles,
- * users and buckets of `parts`, and a KMS signing key; returns the key's ARN.
+ * Creates the config bucket, the token bucket, the roles, users and buckets of `parts`, and a
+ * KMS signing key; returns the key's ARN.
  */
 export async function createDeployment(parts: DeploymentParts): Promise<string> {
   const s3 = new S3Client({});
   const iam = new IAMClient({});
   for (const b of [CONFIG_BUCKET, TOKEN_BUCKET, ...(parts.buckets ?? [])])
     await s3.send(new CreateBucketCommand({ Bucket: b }));
-  await s3.send(
-    new PutBucketVersioningCommand({
-      Bucket: CONFIG_BUCKET,
-      VersioningConfiguration: { Status: 'Enabled' },
-    }),
-  );
-  const trust = JSON.stringify({ Version: '2012-10-17', Statement: [] });
+  if (parts.versioned ?? true)
+    await s3.send(
+      new PutBucketVersioningCommand({
+        Bucket: CONFIG_BUCKET,
+        VersioningConfiguration: { Status: 'Enabled' },
+      }),
+    );
+  const trust = JSON.stringify({ Version: '2012-10-17', Statement: parts.trust ?? [] });
   for (const [name, path] of parts.roles)
     await iam.send(
       new CreateRoleCommand({ RoleName: name, Path: path, AssumeRolePolicyDocument: trust }),
     );
-  for (const name of parts.users) await iam.send(new CreateUserCommand({ UserName: name }));
+  for (const [name, path] of parts.users)
+    await iam.send(new CreateUserCommand({ UserName: name, Path: path }));
   const key = await new KMSClient({}).send(
     new CreateKeyCommand({ KeySpec: 'ECC_NIST_P256', KeyUsage: 'SIGN_VERIFY' }),
   );
@@ -121,7 +141,32 @@ export const quiet = () => ({
   metrics: new Metrics({ namespace: 'regtoken', serviceName: 'regtoken', singleMetric: false }),
 });
 
-/** The Lambda handler with `settings`, printing nothing. */
-export function quietHandler(settings: () => RunSettings, aws = new AwsClients()) {
-  return createHandler({ settings, aws, ...quiet() });
+/** The Lambda handler with `settings`, printing nothing; `clock`, when given, is its clock. */
+export function quietHandler(
+  settings: () => RunSettings,
+  aws = new AwsClients(),
+  clock?: () => Date,
+) {
+  return createHandler({ settings, aws, ...quiet(), ...(clock ? { clock } : {}) });
+}
+
+/** A new access key of the IAM user `name`. */
+export async function newAccessKey(name: string): Promise<Creds> {
+  const k = await new IAMClient({}).send(new CreateAccessKeyCommand({ UserName: name }));
+  return {
+    AWS_ACCESS_KEY_ID: k.AccessKey?.AccessKeyId ?? '',
+    AWS_SECRET_ACCESS_KEY: k.AccessKey?.SecretAccessKey ?? '',
+  };
+}
+
+/** A new session of the role `roleArn` (STS AssumeRole), named `session`. */
+export async function roleSession(roleArn: string, session: string): Promise<Creds> {
+  const r = await new STSClient({}).send(
+    new AssumeRoleCommand({ RoleArn: roleArn, RoleSessionName: session }),
+  );
+  return {
+    AWS_ACCESS_KEY_ID: r.Credentials?.AccessKeyId ?? '',
+    AWS_SECRET_ACCESS_KEY: r.Credentials?.SecretAccessKey ?? '',
+    AWS_SESSION_TOKEN: r.Credentials?.SessionToken ?? '',
+  };
 }

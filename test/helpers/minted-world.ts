@@ -1,31 +1,22 @@
-import { Logger } from '@aws-lambda-powertools/logger';
-import { Metrics } from '@aws-lambda-powertools/metrics';
+import { GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import {
-  CreateAccessKeyCommand,
-  CreateRoleCommand,
-  CreateUserCommand,
-  IAMClient,
-} from '@aws-sdk/client-iam';
-import { CreateKeyCommand, KMSClient } from '@aws-sdk/client-kms';
-import {
-  CreateBucketCommand,
-  GetObjectCommand,
-  PutObjectCommand,
-  S3Client,
-} from '@aws-sdk/client-s3';
-import { AssumeRoleCommand, STSClient } from '@aws-sdk/client-sts';
-import { AwsClients } from '../../lambda/adapters/aws.js';
-import { createHandler } from '../../lambda/handler.js';
-import type { RunSettings } from '../../lambda/run.js';
-import { type FaultProxy, startFaultProxy } from './fault-proxy.js';
-import { applyAwsTestEnv, awsChildEnv, type Moto, startMoto } from './moto.js';
+  ACCOUNT,
+  CONFIG_BUCKET,
+  type Creds,
+  createDeployment,
+  type DeploymentParts,
+  minterSettings,
+  newAccessKey,
+  quietHandler,
+  roleSession,
+  startAwsStandIn,
+  TOKEN_BUCKET,
+} from './aws-stand-in.js';
+import type { FaultProxy } from './fault-proxy.js';
+import { awsChildEnv, type Moto } from './moto.js';
 
-/** moto's account. */
-export const ACCOUNT = '123456789012';
-export const TOKEN_BUCKET = 'regtoken-tokens';
+export { ACCOUNT, type Creds, TOKEN_BUCKET };
 export const FROM = `s3://${TOKEN_BUCKET}`;
-const CONFIG_BUCKET = 'regtoken-config';
-const MINTER = `arn:aws:iam::${ACCOUNT}:role/regtoken-minter`;
 
 /** The principals of the world: two roles (one with a path), two users; carol is not granted. */
 export const ARN = {
@@ -52,9 +43,22 @@ grants:
     access: [{repository: team-a/app, actions: [pull]}]
 `;
 
-/** AWS credentials as the SDK's environment variables. */
-export type Creds = Record<'AWS_ACCESS_KEY_ID' | 'AWS_SECRET_ACCESS_KEY', string> & {
-  AWS_SESSION_TOKEN?: string;
+/**
+ * The world's IAM principals: the roles ci-runner, web/ec2-web and the minter's; the users
+ * alice, team/bob and carol (not granted); the config bucket unversioned.
+ */
+export const WORLD: DeploymentParts = {
+  roles: [
+    ['ci-runner', '/'],
+    ['ec2-web', '/web/'],
+    ['regtoken-minter', '/'],
+  ],
+  users: [
+    ['alice', '/'],
+    ['bob', '/team/'],
+    ['carol', '/'],
+  ],
+  versioned: false,
 };
 
 /** The AWS stand-in with a deployment that has minted: see {@link startMintedWorld}. */
@@ -86,46 +90,14 @@ export interface MintedWorld {
  * `host`, minted once.
  */
 export async function startMintedWorld(host: string): Promise<MintedWorld> {
-  const moto = await startMoto();
-  const proxy = await startFaultProxy(moto.endpoint);
-  const restoreEnv = applyAwsTestEnv(proxy.endpoint);
-  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
-  process.env.POWERTOOLS_METRICS_DISABLED = 'true'; // keep the handler's metrics off the output
+  const standIn = await startAwsStandIn({ metricsOff: true });
+  const { moto, proxy } = standIn;
   const s3 = new S3Client({});
-  const iam = new IAMClient({});
-  for (const b of [CONFIG_BUCKET, TOKEN_BUCKET])
-    await s3.send(new CreateBucketCommand({ Bucket: b }));
-  const trust = JSON.stringify({
-    Version: '2012-10-17',
-    Statement: [{ Effect: 'Allow', Principal: { AWS: ACCOUNT }, Action: 'sts:AssumeRole' }],
+  const keyArn = await createDeployment({
+    ...WORLD,
+    trust: [{ Effect: 'Allow', Principal: { AWS: ACCOUNT }, Action: 'sts:AssumeRole' }],
   });
-  for (const [name, path] of [
-    ['ci-runner', '/'],
-    ['ec2-web', '/web/'],
-    ['regtoken-minter', '/'],
-  ] as const)
-    await iam.send(
-      new CreateRoleCommand({ RoleName: name, Path: path, AssumeRolePolicyDocument: trust }),
-    );
-  for (const [name, path] of [
-    ['alice', '/'],
-    ['bob', '/team/'],
-    ['carol', '/'],
-  ] as const)
-    await iam.send(new CreateUserCommand({ UserName: name, Path: path }));
-  const key = await new KMSClient({}).send(
-    new CreateKeyCommand({ KeySpec: 'ECC_NIST_P256', KeyUsage: 'SIGN_VERIFY' }),
-  );
-  const settings = (): RunSettings => ({
-    config: `s3://${CONFIG_BUCKET}/grants.yaml`,
-    out: FROM,
-    signingKey: `kms:${key.KeyMetadata?.Arn ?? ''}`,
-    repositories: undefined,
-    minterArns: [MINTER],
-    trustedKeys: [],
-    signingMode: undefined,
-    lockLease: '2m',
-  });
+  const settings = () => minterSettings(keyArn);
   const read = async (k: string) => {
     const r = await s3.send(new GetObjectCommand({ Bucket: TOKEN_BUCKET, Key: k }));
     return (await r.Body?.transformToString()) ?? '';
@@ -144,17 +116,7 @@ export async function startMintedWorld(host: string): Promise<MintedWorld> {
       await s3.send(
         new PutObjectCommand({ Bucket: CONFIG_BUCKET, Key: 'grants.yaml', Body: grants(h) }),
       );
-      await createHandler({
-        settings,
-        aws: new AwsClients(),
-        logger: new Logger({ serviceName: 'regtoken', logLevel: 'SILENT' }),
-        metrics: new Metrics({
-          namespace: 'regtoken',
-          serviceName: 'regtoken',
-          singleMetric: false,
-        }),
-        ...(clock ? { clock } : {}),
-      })({});
+      await quietHandler(settings, undefined, clock)({});
     },
     tokenDoc: async (k) => JSON.parse(await read(k)),
     trustBundle: () => read('trust/bundle.pem'),
@@ -162,31 +124,13 @@ export async function startMintedWorld(host: string): Promise<MintedWorld> {
       // IAM allows two access keys per user: one per user serves every test.
       let creds = userKeys.get(name);
       if (!creds) {
-        const k = await iam.send(new CreateAccessKeyCommand({ UserName: name }));
-        creds = {
-          AWS_ACCESS_KEY_ID: k.AccessKey?.AccessKeyId ?? '',
-          AWS_SECRET_ACCESS_KEY: k.AccessKey?.SecretAccessKey ?? '',
-        };
+        creds = await newAccessKey(name);
         userKeys.set(name, creds);
       }
       return creds;
     },
-    async roleSession(roleArn, session) {
-      const r = await new STSClient({}).send(
-        new AssumeRoleCommand({ RoleArn: roleArn, RoleSessionName: session }),
-      );
-      return {
-        AWS_ACCESS_KEY_ID: r.Credentials?.AccessKeyId ?? '',
-        AWS_SECRET_ACCESS_KEY: r.Credentials?.SecretAccessKey ?? '',
-        AWS_SESSION_TOKEN: r.Credentials?.SessionToken ?? '',
-      };
-    },
-    async stop() {
-      restoreEnv();
-      delete process.env.POWERTOOLS_METRICS_DISABLED;
-      await proxy.stop();
-      await moto.stop();
-    },
+    roleSession,
+    stop: () => standIn.stop(),
   };
   await world.mint(host);
   return world;

@@ -152,7 +152,7 @@ beforeEach(async () => {
       ['ec2-web', '/web/'],
       ['regtoken-minter', '/'],
     ],
-    users: ['alice'],
+    users: [['alice', '/']],
     buckets: [REGISTRY_BUCKET],
   });
   // The registry's own S3 storage: two repositories under base/.

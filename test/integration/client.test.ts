@@ -20,79 +20,55 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { join } from 'node:path';
-import { Logger } from '@aws-lambda-powertools/logger';
-import { Metrics } from '@aws-lambda-powertools/metrics';
 import {
-  CreateAccessKeyCommand,
-  CreateRoleCommand,
-  CreateUserCommand,
-  IAMClient,
-} from '@aws-sdk/client-iam';
-import { CreateKeyCommand, KMSClient } from '@aws-sdk/client-kms';
-import {
-  CreateBucketCommand,
   DeleteBucketPolicyCommand,
   GetObjectCommand,
   GetObjectTaggingCommand,
   PutObjectCommand,
   S3Client,
 } from '@aws-sdk/client-s3';
-import { AssumeRoleCommand, STSClient } from '@aws-sdk/client-sts';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
-import { AwsClients } from '../../lambda/adapters/aws.js';
-import { createHandler } from '../../lambda/handler.js';
 import type { RunSettings } from '../../lambda/run.js';
+import {
+  type AwsStandIn,
+  CONFIG_BUCKET,
+  type Creds,
+  createDeployment,
+  minterSettings,
+  newAccessKey,
+  quietHandler,
+  roleSession,
+  startAwsStandIn,
+} from '../helpers/aws-stand-in.js';
 import { cli } from '../helpers/cli.js';
-import { type FaultProxy, startFaultProxy } from '../helpers/fault-proxy.js';
+import type { FaultProxy } from '../helpers/fault-proxy.js';
 import { allow, decideS3 } from '../helpers/iam-eval.js';
-import { applyAwsTestEnv, awsChildEnv, type Moto, startMoto } from '../helpers/moto.js';
+import {
+  ACCOUNT,
+  ARN,
+  FROM,
+  KEY,
+  TOKEN_BUCKET,
+  WORLD,
+  grants as worldGrants,
+} from '../helpers/minted-world.js';
+import { awsChildEnv } from '../helpers/moto.js';
 import { run } from '../helpers/process.js';
 import { type RunningRegistry, startRegistry } from '../helpers/registry.js';
 import { runRegtoken } from '../helpers/regtoken.js';
 import { pullImage, pushImage, registryRequest } from '../helpers/skopeo.js';
 import { makeTempDir, removeTempDir } from '../helpers/tmp.js';
 
-const ACCOUNT = '123456789012'; // moto's account
-const CONFIG_BUCKET = 'regtoken-config';
-const TOKEN_BUCKET = 'regtoken-tokens';
-const FROM = `s3://${TOKEN_BUCKET}`;
-const MINTER = `arn:aws:iam::${ACCOUNT}:role/regtoken-minter`;
-const ARN = {
-  ci: `arn:aws:iam::${ACCOUNT}:role/ci-runner`,
-  web: `arn:aws:iam::${ACCOUNT}:role/web/ec2-web`,
-  alice: `arn:aws:iam::${ACCOUNT}:user/alice`,
-  bob: `arn:aws:iam::${ACCOUNT}:user/team/bob`,
-} as const;
-const KEY = {
-  ci: `tokens/${ACCOUNT}/role/ci-runner.json`,
-  web: `tokens/${ACCOUNT}/role/ec2-web.json`,
-  alice: `tokens/${ACCOUNT}/user/alice.json`,
-  bob: `tokens/${ACCOUNT}/user/bob.json`,
-} as const;
+const grants = (host = 'registry.test') => worldGrants(host);
 
-const grants = (host = 'registry.test') => `version: 1
-registry: {host: "${host}", service: registry.test, issuer: regtoken}
-tokenTtl: 1h
-grants:
-  - principal: ${ARN.ci}
-    access: [{repository: team-a/app, actions: [pull, push]}]
-  - principals: [${ARN.web}, ${ARN.alice}, ${ARN.bob}]
-    access: [{repository: team-a/app, actions: [pull]}]
-`;
-
-let moto: Moto;
+let standIn: AwsStandIn;
 let proxy: FaultProxy;
-let restoreEnv: () => void;
 let s3: S3Client;
 let kmsKeyArn: string;
 let tmp: string;
 let home: string;
 let dockerDir: string;
 
-/** AWS credentials as environment variables, as the SDK's default chain reads them. */
-type Creds = Record<'AWS_ACCESS_KEY_ID' | 'AWS_SECRET_ACCESS_KEY', string> & {
-  AWS_SESSION_TOKEN?: string;
-};
 const CRED_VARS = ['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN'] as const;
 
 /**
@@ -113,46 +89,9 @@ async function as<T>(creds: Creds | 'no credentials', fn: () => Promise<T>): Pro
   }
 }
 
-async function userCreds(name: string): Promise<Creds> {
-  const k = await new IAMClient({}).send(new CreateAccessKeyCommand({ UserName: name }));
-  return {
-    AWS_ACCESS_KEY_ID: k.AccessKey?.AccessKeyId ?? '',
-    AWS_SECRET_ACCESS_KEY: k.AccessKey?.SecretAccessKey ?? '',
-  };
-}
-
-async function roleSession(roleArn: string, session: string): Promise<Creds> {
-  const r = await new STSClient({}).send(
-    new AssumeRoleCommand({ RoleArn: roleArn, RoleSessionName: session }),
-  );
-  return {
-    AWS_ACCESS_KEY_ID: r.Credentials?.AccessKeyId ?? '',
-    AWS_SECRET_ACCESS_KEY: r.Credentials?.SecretAccessKey ?? '',
-    AWS_SESSION_TOKEN: r.Credentials?.SessionToken ?? '',
-  };
-}
-
-const settings = (over: Partial<RunSettings> = {}): RunSettings => ({
-  config: `s3://${CONFIG_BUCKET}/grants.yaml`,
-  out: FROM,
-  signingKey: `kms:${kmsKeyArn}`,
-  repositories: undefined,
-  minterArns: [MINTER],
-  trustedKeys: [],
-  signingMode: undefined,
-  lockLease: '2m',
-  ...over,
-});
-
 /** One mint run of the Lambda handler (optionally with a clock of its own). */
 async function mint(over: Partial<RunSettings> = {}, clock?: () => Date) {
-  return createHandler({
-    settings: () => settings(over),
-    aws: new AwsClients(),
-    logger: new Logger({ serviceName: 'regtoken', logLevel: 'SILENT' }),
-    metrics: new Metrics({ namespace: 'regtoken', serviceName: 'regtoken', singleMetric: false }),
-    ...(clock ? { clock } : {}),
-  })({});
+  return quietHandler(() => minterSettings(kmsKeyArn, over), undefined, clock)({});
 }
 
 async function putGrants(text: string): Promise<void> {
@@ -181,60 +120,31 @@ function fingerprint(path: string): string {
 }
 
 beforeAll(async () => {
-  moto = await startMoto();
-  proxy = await startFaultProxy(moto.endpoint);
-  restoreEnv = applyAwsTestEnv(proxy.endpoint);
-  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
-  process.env.POWERTOOLS_METRICS_DISABLED = 'true'; // keep the handler's metrics off the test output
+  standIn = await startAwsStandIn({ metricsOff: true });
+  ({ proxy } = standIn);
   tmp = await makeTempDir('client-');
 }, 60_000);
 
 afterAll(async () => {
-  restoreEnv?.();
-  delete process.env.POWERTOOLS_METRICS_DISABLED;
-  await proxy?.stop();
-  await moto?.stop();
+  await standIn?.stop();
   await removeTempDir(tmp);
 });
 
 let n = 0;
 beforeEach(async () => {
-  await moto.reset();
-  proxy.policies.clear();
-  proxy.setRules([]);
+  await standIn.reset();
   n += 1;
   home = join(tmp, `home-${n}`);
   dockerDir = join(home, '.docker');
   mkdirSync(home, { recursive: true });
   s3 = new S3Client({});
-  const iam = new IAMClient({});
-  for (const b of [CONFIG_BUCKET, TOKEN_BUCKET])
-    await s3.send(new CreateBucketCommand({ Bucket: b }));
-  const trust = JSON.stringify({
-    Version: '2012-10-17',
-    Statement: [
+  kmsKeyArn = await createDeployment({
+    ...WORLD,
+    trust: [
       { Effect: 'Allow', Principal: { AWS: ACCOUNT }, Action: 'sts:AssumeRole' },
       { Effect: 'Allow', Principal: { Service: 'ec2.amazonaws.com' }, Action: 'sts:AssumeRole' },
     ],
   });
-  for (const [name, path] of [
-    ['ci-runner', '/'],
-    ['ec2-web', '/web/'],
-    ['regtoken-minter', '/'],
-  ] as const)
-    await iam.send(
-      new CreateRoleCommand({ RoleName: name, Path: path, AssumeRolePolicyDocument: trust }),
-    );
-  for (const [name, path] of [
-    ['alice', '/'],
-    ['bob', '/team/'],
-    ['carol', '/'],
-  ] as const)
-    await iam.send(new CreateUserCommand({ UserName: name, Path: path }));
-  const key = await new KMSClient({}).send(
-    new CreateKeyCommand({ KeySpec: 'ECC_NIST_P256', KeyUsage: 'SIGN_VERIFY' }),
-  );
-  kmsKeyArn = key.KeyMetadata?.Arn ?? '';
   await putGrants(grants());
   await mint();
 }, 30_000); // moto and the fault proxy start from scratch: slow on a loaded machine
@@ -243,7 +153,7 @@ const EXPIRY = /the token expires \d{4}-\d\d-\d\d \d\d:\d\d UTC \(in (59m( \d+s)
 
 describe('login as an IAM user', () => {
   it('creates the Docker config (and its directory) with the token, mode 0600', async () => {
-    const alice = await userCreds('alice');
+    const alice = await newAccessKey('alice');
     const r = await as(alice, () => cli(['login'], clientEnv()));
     const { token } = await tokenDoc(KEY.alice);
     expect(r.stderr).toBe('');
@@ -259,7 +169,7 @@ describe('login as an IAM user', () => {
   });
 
   it('finds the token of a user with a path by its name alone', async () => {
-    const bob = await userCreds('bob');
+    const bob = await newAccessKey('bob');
     const r = await as(bob, () => cli(['whoami', '--json'], clientEnv()));
     expect(r.code).toBe(0);
     const report = JSON.parse(r.stdout);
@@ -292,7 +202,7 @@ describe('login as an IAM user', () => {
       psFormat: 'table {{.ID}}',
     };
     writeFileSync(dockerConfig(), JSON.stringify(before, null, 2), { mode: 0o644 });
-    const r = await as(await userCreds('alice'), () => cli(['login'], clientEnv()));
+    const r = await as(await newAccessKey('alice'), () => cli(['login'], clientEnv()));
     expect(r.code).toBe(0);
     expect(r.stderr).toBe(
       [
@@ -313,7 +223,7 @@ describe('login as an IAM user', () => {
   });
 
   it('does not rewrite a config that already holds the token', async () => {
-    const alice = await userCreds('alice');
+    const alice = await newAccessKey('alice');
     await as(alice, () => cli(['login'], clientEnv()));
     const before = fingerprint(dockerConfig());
     await new Promise((r) => setTimeout(r, 20));
@@ -329,7 +239,7 @@ describe('login as an IAM user', () => {
     mkdirSync(dockerDir);
     writeFileSync(real, '{"auths": {"ghcr.io": {}}}');
     symlinkSync(real, dockerConfig());
-    const r = await as(await userCreds('alice'), () => cli(['login'], clientEnv()));
+    const r = await as(await newAccessKey('alice'), () => cli(['login'], clientEnv()));
     expect(r.code).toBe(0);
     expect(lstatSync(dockerConfig()).isSymbolicLink()).toBe(true);
     expect(Object.keys(JSON.parse(readFileSync(real, 'utf8')).auths)).toEqual([
@@ -356,7 +266,7 @@ describe('login as an IAM user', () => {
     make();
     const st = statSync(dockerConfig());
     const before = st.isDirectory() ? 'dir' : fingerprint(dockerConfig());
-    const r = await as(await userCreds('alice'), () => cli(['login'], clientEnv()));
+    const r = await as(await newAccessKey('alice'), () => cli(['login'], clientEnv()));
     expect(r.code).toBe(1);
     expect(r.stdout).toBe('');
     expect(r.stderr).toMatch(message);
@@ -478,7 +388,7 @@ describe('errors: one line, exit 1, the Docker config untouched', () => {
   it('no token yet (NoSuchKey): a user not in the grants', async () => {
     const carol = `arn:aws:iam::${ACCOUNT}:user/carol`;
     await fails(
-      await userCreds('carol'),
+      await newAccessKey('carol'),
       ['login'],
       `no token for ${carol} at ${FROM}/tokens/${ACCOUNT}/user/carol.json yet: ${carol} is not in the grants file, or the minter has not run since it was added`,
     );
@@ -537,7 +447,7 @@ describe('errors: one line, exit 1, the Docker config untouched', () => {
   });
 
   it('no AWS region anywhere (and no instance metadata to ask)', async () => {
-    const alice = await userCreds('alice');
+    const alice = await newAccessKey('alice');
     const region = process.env.AWS_REGION;
     delete process.env.AWS_REGION;
     try {
@@ -553,7 +463,7 @@ describe('errors: one line, exit 1, the Docker config untouched', () => {
 
   it('a missing bucket', async () => {
     await fails(
-      await userCreds('alice'),
+      await newAccessKey('alice'),
       ['login', '--from', 's3://no-such-bucket/x'],
       's3://no-such-bucket: no such bucket (check --from, REGTOKEN_FROM or your config file)',
     );
@@ -563,7 +473,7 @@ describe('errors: one line, exit 1, the Docker config untouched', () => {
     proxy.setRules([
       { method: 'GET', path: /alice\.json/, status: 403, times: Number.POSITIVE_INFINITY },
     ]);
-    const r = await as(await userCreds('alice'), () => cli(['whoami', '--json'], clientEnv()));
+    const r = await as(await newAccessKey('alice'), () => cli(['whoami', '--json'], clientEnv()));
     expect(r.code).toBe(1);
     expect(JSON.parse(r.stdout)).toMatchObject({
       caller: ARN.alice,
@@ -699,7 +609,7 @@ describe('README, "Get access to the registry", word for word', () => {
     await mint();
     const [, login = '', pull = ''] = commands;
     const args = login.replace('TOKEN_BUCKET', TOKEN_BUCKET).split(' ').slice(1);
-    const alice = await userCreds('alice');
+    const alice = await newAccessKey('alice');
     const env: NodeJS.ProcessEnv = { ...awsChildEnv(proxy.endpoint), ...alice, HOME: home };
     delete env.DOCKER_CONFIG;
     const r = await runRegtoken(args, env);

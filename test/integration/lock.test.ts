@@ -173,7 +173,7 @@ beforeEach(async () => {
       ['ci-runner', '/'],
       ['regtoken-minter', '/'],
     ],
-    users: ['alice'],
+    users: [['alice', '/']],
   });
   await putConfig(true);
   expect(await handlerRun()).toMatchObject({ skipped: false, minted: 2 });
