@@ -39,7 +39,8 @@ import {
 } from './fan-out.js';
 import { describeTrigger, lambdaSettings } from './lambda-env.js';
 import { MAX_PASSES } from './mint.js';
-import { configSource, type RunContext, runLock, s3Store, signer, wire } from './run.js';
+import { configSource, type RunContext, signer, wire } from './run.js';
+import { awsSide, runLock, s3Store } from './run-aws.js';
 import { GrantsCache } from './steps/plan.js';
 
 /** What the workflow gives the plan step. */
@@ -69,9 +70,10 @@ export function createFanOutHandlers(
     options.metrics ??
     new Metrics({ namespace: defaults.metricsNamespace, serviceName: defaults.serviceName });
   const aws = options.aws ?? new AwsClients();
+  const side = awsSide(aws);
   const ports = powertoolsPorts(logger, metrics);
   const ctx: RunContext = {
-    aws,
+    aws: side,
     logger: ports.log,
     metrics: ports.metrics,
     // One per container: the scheduled runs of an unchanged grants object parse it once.
@@ -126,7 +128,7 @@ export function createFanOutHandlers(
         files: new S3RunFiles(aws.s3, s3Out(s.out)),
         logger: ports.log,
       },
-      runLock(out, ctx, fence),
+      runLock(out, aws, fence),
     );
   });
 
@@ -144,13 +146,13 @@ export function createFanOutHandlers(
     const { output } = await finishRun(
       event,
       {
-        config: configSource(s.config, aws),
+        config: configSource(s.config, side),
         store: s3Store(s, aws, fence),
         files: new S3RunFiles(aws.s3, s3Out(s.out)),
         logger: ports.log,
         metrics: ports.metrics,
       },
-      runLock(s, ctx, fence),
+      runLock(s, aws, fence),
     );
     metrics.addMetric(
       output.status === 'succeeded' ? 'RunsSucceeded' : 'RunsFailed',

@@ -18,6 +18,7 @@ import { readEnv } from './env.js';
 import { ConfigError, RunIncompleteError } from './errors.js';
 import { describeTrigger, lambdaSettings } from './lambda-env.js';
 import { type RunSettings, runMint } from './run.js';
+import { awsSide } from './run-aws.js';
 import { GrantsCache } from './steps/plan.js';
 
 export { lambdaSettings } from './lambda-env.js';
@@ -47,7 +48,7 @@ export function createHandler(
   const metrics =
     options.metrics ??
     new Metrics({ namespace: defaults.metricsNamespace, serviceName: defaults.serviceName });
-  const aws = options.aws ?? new AwsClients();
+  const aws = awsSide(options.aws ?? new AwsClients());
   // One per handler, so one per warm container: the scheduled runs of an unchanged grants
   // object parse it once.
   const grantsCache = new GrantsCache();

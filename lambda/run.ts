@@ -5,33 +5,64 @@
  * → the local filesystem and a PEM file.
  */
 
-import { randomUUID } from 'node:crypto';
 import type { AwsClients } from './adapters/aws.js';
 import { FileConfigSource, FileInventory, FileTokenStore } from './adapters/filesystem.js';
-import { IamPrincipalDirectory } from './adapters/iam.js';
-import { KmsSigner, type KmsSigningMode } from './adapters/kms.js';
+import type { KmsSigningMode } from './adapters/kms.js';
 import { PemSigner } from './adapters/pem-signer.js';
-import { S3ConfigSource } from './adapters/s3/config-source.js';
-import { S3Inventory } from './adapters/s3/inventory.js';
-import { S3RunLock } from './adapters/s3/run-lock.js';
-import { isS3Url, parseS3Url } from './adapters/s3/shared.js';
-import { S3TokenStore } from './adapters/s3/token-store.js';
-import { StsCallerIdentity } from './adapters/sts.js';
-import { parseDuration } from './core/duration.js';
-import { LeaseFence, leaseMarginMs } from './core/lease.js';
+import { isS3Url } from './adapters/s3/url.js';
+import { LeaseFence } from './core/lease.js';
 import { readSchedule } from './core/lifetime.js';
-import { storePrefixProblem } from './core/policy.js';
-import type { ConfigSource, Logger, Metrics, Signer, TokenStore } from './core/ports.js';
-import { parsePrincipal } from './core/principal.js';
+import type {
+  ConfigSource,
+  Logger,
+  Metrics,
+  PrincipalDirectory,
+  RepositoryInventory,
+  Signer,
+  TokenStore,
+  TransferableLock,
+} from './core/ports.js';
 import { quote } from './core/text.js';
-import { EnvError, InputError, UsageError } from './errors.js';
+import { EnvError, UsageError } from './errors.js';
 import { type ExclusiveResult, type MintDeps, mint, mintExclusive } from './mint.js';
 import { GrantsCache } from './steps/plan.js';
 
+/**
+ * The adapters a run builds on AWS (lambda/run-aws.ts). They are handed over by the entry point
+ * in {@link RunContext.aws}, not imported here: the Lambda handlers import them, the CLI loads
+ * them only when a location is on AWS, so that a local `regtoken mint` never loads the AWS SDK.
+ */
+export interface AwsAdapters {
+  s3ConfigSource(location: string, aws: AwsClients): ConfigSource;
+  s3Inventory(location: string, aws: AwsClients): RepositoryInventory;
+  kmsSigner(
+    aws: AwsClients,
+    keyId: string,
+    mode: KmsSigningMode,
+    trustedKeys: readonly string[],
+  ): Signer;
+  iamDirectory(aws: AwsClients): PrincipalDirectory;
+  s3Store(
+    settings: Pick<RunSettings, 'out' | 'minterArns'>,
+    aws: AwsClients,
+    fence: LeaseFence,
+  ): TokenStore;
+  runLock(
+    settings: Pick<RunSettings, 'out' | 'lockLease'>,
+    aws: AwsClients,
+    fence: LeaseFence,
+    owner?: string,
+  ): TransferableLock;
+}
+
+/** A run's way to AWS: the SDK clients and the adapters built on them (run-aws.ts `awsSide`). */
+export interface AwsSide {
+  readonly clients: AwsClients;
+  readonly adapters: AwsAdapters;
+}
+
 /** Where the local signing key lives when none is given: created there on first run. */
 export const DEFAULT_SIGNING_KEY = '.regtoken/signing-key.pem';
-/** Default run-lock lease: the longest a Lambda function can run. */
-export const DEFAULT_LOCK_LEASE_SECONDS = 15 * 60;
 
 /** Everything a mint run needs to know, whichever entry point gathered it. */
 export interface RunSettings {
@@ -51,7 +82,8 @@ export interface RunSettings {
 }
 
 export interface RunContext {
-  readonly aws: AwsClients;
+  /** How the run reaches AWS; needed only when a location is `s3://` or `kms:`. */
+  readonly aws?: AwsSide;
   readonly logger: Logger;
   readonly metrics: Metrics;
   /** Called when the default local signing key had to be created. */
@@ -70,16 +102,35 @@ export interface RunContext {
   readonly lockOwner?: string;
 }
 
-export function configSource(location: string, aws: AwsClients): ConfigSource {
-  return isS3Url(location)
-    ? new S3ConfigSource(aws.s3, parseS3Url(location, 'object'))
-    : new FileConfigSource(location);
+/** Whether any location of these settings is on AWS (`s3://`, `kms:`): the run needs an AwsSide. */
+export function usesAws(
+  settings: Partial<Pick<RunSettings, 'config' | 'out' | 'repositories' | 'signingKey'>>,
+): boolean {
+  const { config, out, repositories, signingKey } = settings;
+  return (
+    [config, out, repositories].some((l) => l !== undefined && isS3Url(l)) ||
+    Boolean(signingKey?.startsWith('kms:'))
+  );
 }
 
-export function inventory(location: string, aws: AwsClients) {
-  return isS3Url(location)
-    ? new S3Inventory(aws.s3, parseS3Url(location, 'prefix'))
-    : new FileInventory(location);
+/** The AWS side for `location`, or an error naming it when the caller wired none. */
+function needAws(aws: AwsSide | undefined, location: string): AwsSide {
+  if (!aws) throw new Error(`${location} is on AWS, but this run was wired without AWS`);
+  return aws;
+}
+
+/** The grants source at `location`: a file, or an S3 object. */
+export function configSource(location: string, aws: AwsSide | undefined): ConfigSource {
+  if (!isS3Url(location)) return new FileConfigSource(location);
+  const { adapters, clients } = needAws(aws, location);
+  return adapters.s3ConfigSource(location, clients);
+}
+
+/** The repository list at `location`: a file, or the registry's S3 storage. */
+export function inventory(location: string, aws: AwsSide | undefined): RepositoryInventory {
+  if (!isS3Url(location)) return new FileInventory(location);
+  const { adapters, clients } = needAws(aws, location);
+  return adapters.s3Inventory(location, clients);
 }
 
 /** The signer these settings name: a KMS key (`kms:…`) or a PEM file (the default one if none). */
@@ -97,10 +148,8 @@ export function signer(
     const keyId = key.slice('kms:'.length);
     if (!keyId)
       throw new UsageError('--signing-key kms: needs a key id, ARN or alias (kms:alias/NAME)');
-    return new KmsSigner(ctx.aws.kms, keyId, {
-      mode: mode as KmsSigningMode,
-      trustedKeyIds: settings.trustedKeys.map((k) => k.replace(/^kms:/, '')),
-    });
+    const { adapters, clients } = needAws(ctx.aws, key);
+    return adapters.kmsSigner(clients, keyId, mode as KmsSigningMode, settings.trustedKeys);
   }
   if (key === undefined)
     return new PemSigner(
@@ -110,69 +159,26 @@ export function signer(
   return new PemSigner(key, { create: false });
 }
 
-/** The lease, checked against the margin it must keep free of writes. */
-function leaseMs(settings: Pick<RunSettings, 'lockLease'>, marginMs: number): number {
-  if (settings.lockLease === undefined) return DEFAULT_LOCK_LEASE_SECONDS * 1000;
-  const seconds = parseDuration(settings.lockLease);
-  if (!seconds)
-    throw new EnvError(
-      `REGTOKEN_LOCK_LEASE is ${quote(settings.lockLease)}: write a duration like 15m`,
-    );
-  // The last `marginMs` of a lease are kept free of writes: a shorter lease than twice that
-  // leaves a run too little time to write.
-  if (seconds * 1000 < 2 * marginMs)
-    throw new EnvError(
-      `REGTOKEN_LOCK_LEASE is ${quote(settings.lockLease)}: at least ${(2 * marginMs) / 1000}s, since a run stops writing ${marginMs / 1000}s before its lease ends`,
-    );
-  return seconds * 1000;
-}
-
-/** The S3 store with its bucket-policy settings; REGTOKEN_MINTER_ARNS is required there. */
-export function s3Store(
-  settings: Pick<RunSettings, 'out' | 'minterArns'>,
-  aws: AwsClients,
-  fence: LeaseFence,
-): S3TokenStore {
-  if (settings.minterArns.length === 0)
-    throw new EnvError(
-      'REGTOKEN_MINTER_ARNS is not set: the IAM roles or users (comma-separated ARNs) allowed to write the token bucket; regtoken writes the bucket policy that keeps each token readable by its owner only',
-    );
-  const partitions = new Set<string>();
-  for (const arn of settings.minterArns) {
-    const p = parsePrincipal(arn);
-    if (!p.ok) throw new EnvError(`REGTOKEN_MINTER_ARNS: ${p.reason}`);
-    partitions.add(p.value.partition);
-  }
-  const [partition, ...more] = [...partitions];
-  if (!partition || more.length)
-    throw new EnvError('REGTOKEN_MINTER_ARNS: all minters must be in the same partition');
-  const at = parseS3Url(settings.out, 'prefix');
-  const prefixProblem = storePrefixProblem(at.key);
-  if (prefixProblem) throw new InputError(`${settings.out}: ${prefixProblem}`);
-  return new S3TokenStore(aws.s3, at, {
-    minterArns: settings.minterArns,
-    partition: partition as 'aws',
-    fence,
-  });
-}
-
 /** Builds the ports for a run. Throws a user-facing error for bad settings, before any I/O. */
-export function wire(settings: RunSettings, ctx: RunContext): { deps: MintDeps; lock?: S3RunLock } {
+export function wire(
+  settings: RunSettings,
+  ctx: RunContext,
+): {
+  deps: MintDeps;
+  lock?: TransferableLock;
+} {
+  const aws = usesAws(settings) ? needAws(ctx.aws, 'a location') : undefined;
   const onS3 = isS3Url(settings.out);
   // Into S3, every write of the store checks the run's lease (lambda/core/lease.ts).
   const fence = new LeaseFence();
-  const store: TokenStore = onS3
-    ? s3Store(settings, ctx.aws, fence)
-    : new FileTokenStore(settings.out);
+  const s3 = onS3 && aws ? aws : undefined;
   const deps: MintDeps = {
-    config: configSource(settings.config, ctx.aws),
-    store,
+    config: configSource(settings.config, aws),
+    store: s3 ? s3.adapters.s3Store(settings, s3.clients, fence) : new FileTokenStore(settings.out),
     signer: signer(settings, ctx),
-    inventory: settings.repositories ? inventory(settings.repositories, ctx.aws) : undefined,
+    inventory: settings.repositories ? inventory(settings.repositories, aws) : undefined,
     // Principals are checked against IAM only when minting into AWS.
-    principals: onS3
-      ? new IamPrincipalDirectory(ctx.aws.iam, new StsCallerIdentity(ctx.aws.sts))
-      : undefined,
+    principals: s3 ? s3.adapters.iamDirectory(s3.clients) : undefined,
     logger: ctx.logger,
     metrics: ctx.metrics,
     grantsCache: ctx.grantsCache ?? new GrantsCache(),
@@ -183,30 +189,8 @@ export function wire(settings: RunSettings, ctx: RunContext): { deps: MintDeps; 
     ),
     ...(ctx.clock ? { clock: ctx.clock } : {}),
   };
-  if (!onS3) return { deps };
-  return { deps, lock: runLock(settings, ctx, fence, ctx.lockOwner) };
-}
-
-/**
- * The run lock of an S3 token store, `state/lock.json` under its prefix, arming `fence` while it
- * is held. Its owner is new unless given (a fanned-out run's execution, whose retried plan step
- * takes its own lock again).
- */
-export function runLock(
-  settings: Pick<RunSettings, 'out' | 'lockLease'>,
-  ctx: RunContext,
-  fence: LeaseFence,
-  owner: string = randomUUID(),
-): S3RunLock {
-  const at = parseS3Url(settings.out, 'prefix');
-  const marginMs = leaseMarginMs(ctx.aws.s3RequestTimeoutMs);
-  return new S3RunLock(
-    ctx.aws.s3,
-    at.bucket,
-    at.key ? `${at.key}/state/lock.json` : 'state/lock.json',
-    owner,
-    { leaseMs: leaseMs(settings, marginMs), marginMs, fence },
-  );
+  if (!s3) return { deps };
+  return { deps, lock: s3.adapters.runLock(settings, s3.clients, fence, ctx.lockOwner) };
 }
 
 /**

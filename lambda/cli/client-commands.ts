@@ -5,16 +5,7 @@
  */
 
 import { DockerConfigFile, dockerConfigPath } from '../adapters/docker-config.js';
-import {
-  awsClientDeps,
-  type ClientDeps,
-  checkUsable,
-  type Fetched,
-  fetchOwnToken,
-  type Identified,
-  identify,
-  usableOwnToken,
-} from '../client.js';
+import type { ClientDeps, Fetched, Identified } from '../client.js';
 import { setRegistryToken } from '../core/docker-config.js';
 import { describeOwner } from '../core/identity.js';
 import { accessRows, humanDuration, type TokenTimes, utc } from '../core/token-check.js';
@@ -30,10 +21,19 @@ import { type CliContext, table, warn, warnSkew } from './io.js';
 import { loginHelper } from './login-helper.js';
 import { type ClientSettings, CONFIG_FILE_HELP, clientSettings } from './settings.js';
 
-function depsFor(settings: ClientSettings, ctx: CliContext): ClientDeps {
-  return awsClientDeps(settings.from, ctx.clock ?? (() => new Date()), {
+/**
+ * The client code path and its AWS clients. Loaded when a client command runs, so that the
+ * other commands (a local mint) never load the AWS SDK.
+ */
+async function clientFor(
+  settings: ClientSettings,
+  ctx: CliContext,
+): Promise<{ client: typeof import('../client.js'); deps: ClientDeps }> {
+  const client = await import('../client.js');
+  const deps = client.awsClientDeps(settings.from, ctx.clock ?? (() => new Date()), {
     profile: settings.profile,
   });
+  return { client, deps };
 }
 
 /** Fetches the caller's token and checks it can be used now: the path login and token share. */
@@ -42,7 +42,8 @@ async function usableToken(
   ctx: CliContext,
 ): Promise<{ fetched: Fetched; times: TokenTimes; settings: ClientSettings }> {
   const settings = await clientSettings(args, ctx);
-  const { fetched, times } = await usableOwnToken(depsFor(settings, ctx), settings.registry);
+  const { client, deps } = await clientFor(settings, ctx);
+  const { fetched, times } = await client.usableOwnToken(deps, settings.registry);
   return { fetched, times, settings };
 }
 
@@ -200,14 +201,14 @@ clock skew (what could be found is still shown), 2 usage error.`,
   positionals: false,
   async run(args, ctx) {
     const settings = await clientSettings(args, ctx);
-    const deps = depsFor(settings, ctx);
-    const who = await identify(deps);
+    const { client, deps } = await clientFor(settings, ctx);
+    const who = await client.identify(deps);
     let fetched: Fetched | undefined;
     let times: TokenTimes | undefined;
     let problem: RegtokenError | undefined;
     try {
-      fetched = await fetchOwnToken(deps, who);
-      times = checkUsable(deps, fetched, undefined);
+      fetched = await client.fetchOwnToken(deps, who);
+      times = client.checkUsable(deps, fetched, undefined);
     } catch (err) {
       if (!REPORTABLE.some((cls) => err instanceof cls)) throw err;
       problem = err as RegtokenError;

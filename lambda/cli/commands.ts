@@ -3,7 +3,6 @@
  * read flags, pick adapters, call the core, print the result.
  */
 
-import { AwsClients } from '../adapters/aws.js';
 import { parseGrants } from '../core/config.js';
 import type { GrantsConfig } from '../core/grants.js';
 import {
@@ -16,11 +15,34 @@ import { planChanges, renderPlan } from '../core/plan.js';
 import { type Logger, noMetrics } from '../core/ports.js';
 import { ConfigError, formatIssue, NotFoundError, UsageError } from '../errors.js';
 import type { MintResult } from '../mint.js';
-import { configSource, DEFAULT_SIGNING_KEY, inventory, runMint } from '../run.js';
+import {
+  type AwsSide,
+  configSource,
+  DEFAULT_SIGNING_KEY,
+  inventory,
+  type RunSettings,
+  runMint,
+  usesAws,
+} from '../run.js';
 import { CLIENT_COMMANDS } from './client-commands.js';
 import { type Command, type ParsedArgs, str } from './command.js';
 import { type CliContext, paint, table } from './io.js';
 import { realmCommand } from './realm-command.js';
+
+/** This process's AWS side, made on first use. */
+let awsLoaded: Promise<AwsSide> | undefined;
+
+/**
+ * The AWS side of a command whose locations include `s3://` or `kms:`, loaded then: a command on
+ * local files never loads the AWS SDK (lambda/run.ts).
+ */
+async function awsFor(
+  settings: Partial<Pick<RunSettings, 'config' | 'out' | 'repositories' | 'signingKey'>>,
+): Promise<AwsSide | undefined> {
+  if (!usesAws(settings)) return undefined;
+  awsLoaded ??= import('../run-aws.js').then(({ awsSide }) => awsSide());
+  return awsLoaded;
+}
 
 /** Logger for CLI runs: warnings and errors as readable lines on stderr, the rest dropped. */
 function cliLogger(ctx: CliContext): Logger {
@@ -98,10 +120,9 @@ Exit status: 0 all valid (warnings included), 1 some file invalid or unreadable,
     if (args.positionals.length === 0) throw new UsageError('validate needs at least one FILE');
     const schedule = scheduleOf(args, ctx);
     let failed = false;
-    const aws = new AwsClients();
     for (const file of args.positionals) {
       try {
-        const { text } = await configSource(file, aws).read();
+        const { text } = await configSource(file, await awsFor({ config: file })).read();
         const config = parseGrants(text, file);
         const principals = new Set(config.grants.flatMap((g) => g.principals.map((p) => p.arn)));
         ctx.stdout.write(
@@ -182,29 +203,28 @@ Exit status: 0 all tokens minted, 1 invalid input or some principal failed, 2 us
     if (!config) throw new UsageError('mint needs --config FILE (or REGTOKEN_CONFIG)');
     const out = str(args, 'out') ?? ctx.env.out ?? 'out';
     const logger = cliLogger(ctx);
+    const settings: RunSettings = {
+      config,
+      out,
+      signingKey: str(args, 'signing-key') ?? ctx.env.signingKey,
+      repositories: str(args, 'repositories') ?? ctx.env.repositories,
+      minterArns: ctx.env.minterArns,
+      trustedKeys: ctx.env.trustedKeys,
+      signingMode: ctx.env.signingMode,
+      lockLease: ctx.env.lockLease,
+    };
+    const aws = await awsFor(settings);
     let run: Awaited<ReturnType<typeof runMint>>;
     try {
-      run = await runMint(
-        {
-          config,
-          out,
-          signingKey: str(args, 'signing-key') ?? ctx.env.signingKey,
-          repositories: str(args, 'repositories') ?? ctx.env.repositories,
-          minterArns: ctx.env.minterArns,
-          trustedKeys: ctx.env.trustedKeys,
-          signingMode: ctx.env.signingMode,
-          lockLease: ctx.env.lockLease,
-        },
-        {
-          aws: new AwsClients(),
-          logger,
-          metrics: noMetrics,
-          onKeyCreated: (path) =>
-            ctx.stderr.write(
-              `Created signing key ${path}. Keep it private and keep it: a new key means a new trust bundle and a registry restart.\n`,
-            ),
-        },
-      );
+      run = await runMint(settings, {
+        ...(aws ? { aws } : {}),
+        logger,
+        metrics: noMetrics,
+        onKeyCreated: (path) =>
+          ctx.stderr.write(
+            `Created signing key ${path}. Keep it private and keep it: a new key means a new trust bundle and a registry restart.\n`,
+          ),
+      });
     } catch (err) {
       if (!(err instanceof ConfigError)) throw err;
       printConfigError(err, ctx);
@@ -281,9 +301,8 @@ Exit status: 0 plan printed (warnings included), 1 a file is invalid, 2 usage er
     if (!to) throw new UsageError('plan needs --to FILE');
     const schedule = scheduleOf(args, ctx);
     const from = str(args, 'from');
-    const aws = new AwsClients();
     const load = async (file: string) =>
-      parseGrants((await configSource(file, aws).read()).text, file);
+      parseGrants((await configSource(file, await awsFor({ config: file })).read()).text, file);
     let before: Awaited<ReturnType<typeof load>> | undefined;
     let after: Awaited<ReturnType<typeof load>>;
     try {
@@ -301,7 +320,9 @@ Exit status: 0 plan printed (warnings included), 1 a file is invalid, 2 usage er
       return 1;
     }
     const repositories = str(args, 'repositories');
-    const names = repositories ? await inventory(repositories, aws).list() : undefined;
+    const names = repositories
+      ? await inventory(repositories, await awsFor({ repositories })).list()
+      : undefined;
     warnShortLifetimes(after, schedule, ctx);
     const result = planChanges(before, after, names);
     ctx.stdout.write(

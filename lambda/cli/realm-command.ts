@@ -4,20 +4,24 @@
  * SIGTERM or SIGINT, and then finishes the requests in flight and exits 0.
  */
 
-import { S3Client } from '@aws-sdk/client-s3';
-import { MAX_ATTEMPTS } from '../adapters/aws.js';
-import { jsonLineLogger } from '../adapters/log.js';
-import { isS3Url } from '../adapters/s3/shared.js';
-import { FileTrustSource, S3TrustSource, TrustCache } from '../adapters/trust-source.js';
+import { isS3Url } from '../adapters/s3/url.js';
 import { REALM_USERNAME } from '../core/realm.js';
 import { InputError, UsageError } from '../errors.js';
-import { startRealmServer } from '../realm-server.js';
 import { type Command, str } from './command.js';
 
 /** Default listen address: loopback, behind the registry's TLS front end. */
 export const DEFAULT_LISTEN = '127.0.0.1:5001';
 /** How often the server looks for a new trust bundle. */
 const REFRESH_MS = { file: 5_000, s3: 30_000 } as const;
+
+/** An S3 client for the trust bundle, retrying as every regtoken client does. */
+async function trustBucketClient() {
+  const [{ S3Client }, { MAX_ATTEMPTS }] = await Promise.all([
+    import('@aws-sdk/client-s3'),
+    import('../adapters/aws.js'),
+  ]);
+  return new S3Client({ maxAttempts: MAX_ATTEMPTS });
+}
 
 /** `HOST:PORT` or `[IPV6]:PORT` → host and port; a usage error otherwise. */
 export function parseListen(value: string, source: string): { host: string; port: number } {
@@ -80,16 +84,23 @@ Exit status: 0 stopped by a signal, 1 the trust bundle or address is unusable, 2
       listenFlag ? '--listen' : ctx.env.listen ? 'REGTOKEN_LISTEN' : 'default',
     );
 
+    // The endpoint's parts are loaded when it starts (the AWS SDK only for an s3:// bundle), so
+    // that the other commands never load them.
+    const { jsonLineLogger } = await import('../adapters/log.js');
+    const { FileTrustSource, S3TrustSource, TrustCache } = await import(
+      '../adapters/trust-source.js'
+    );
+    const { startRealmServer } = await import('../realm-server.js');
     const log = jsonLineLogger(ctx.env.serviceName);
     const s3 = isS3Url(trust);
     const source = s3
-      ? new S3TrustSource(new S3Client({ maxAttempts: MAX_ATTEMPTS }), trust)
+      ? new S3TrustSource(await trustBucketClient(), trust)
       : new FileTrustSource(trust);
     const refreshMs = s3 ? REFRESH_MS.s3 : REFRESH_MS.file;
     const cache = new TrustCache(source, { refreshMs, logger: log });
     await cache.load();
 
-    let server: Awaited<ReturnType<typeof startRealmServer>>;
+    let server: Awaited<ReturnType<typeof import('../realm-server.js').startRealmServer>>;
     try {
       server = await startRealmServer({
         ...listen,

@@ -35,6 +35,7 @@ import { decodeClaims } from '../../lambda/core/token.js';
 import { LeaseExpiredError } from '../../lambda/errors.js';
 import { mintExclusive } from '../../lambda/mint.js';
 import { type RunSettings, wire } from '../../lambda/run.js';
+import { awsSide } from '../../lambda/run-aws.js';
 import {
   ACCOUNT,
   type AwsStandIn,
@@ -94,7 +95,7 @@ function stallingRun(over: Partial<RunSettings>, stallOn: string, requestTimeout
   const stalled = new Promise<void>((r) => {
     reached = r;
   });
-  const aws = new AwsClients({ s3RequestTimeoutMs: requestTimeoutMs });
+  const aws = awsSide(new AwsClients({ s3RequestTimeoutMs: requestTimeoutMs }));
   const { deps, lock } = wire(settings(over), { aws, logger: silentLogger, metrics: noMetrics });
   if (!lock) throw new Error('no lock');
   const inner = deps.signer;

@@ -76,6 +76,54 @@ function imports(source: ts.SourceFile): string[] {
   return out;
 }
 
+/**
+ * What `source` loads when it is loaded: its static imports and re-exports (dynamic `import()`
+ * is left out, and so is `import type`, which compiles to nothing), relative ones as project
+ * files, packages as written.
+ */
+function loads(source: ts.SourceFile): { files: string[]; packages: string[] } {
+  const files: string[] = [];
+  const packages: string[] = [];
+  for (const statement of source.statements) {
+    const typeOnly =
+      (ts.isImportDeclaration(statement) && statement.importClause?.isTypeOnly) ||
+      (ts.isExportDeclaration(statement) && statement.isTypeOnly);
+    const spec =
+      (ts.isImportDeclaration(statement) || ts.isExportDeclaration(statement)) &&
+      !typeOnly &&
+      statement.moduleSpecifier &&
+      ts.isStringLiteral(statement.moduleSpecifier)
+        ? statement.moduleSpecifier.text
+        : undefined;
+    if (spec === undefined) continue;
+    if (spec.startsWith('.'))
+      files.push(
+        relative(ROOT, resolve(ROOT, dirname(source.fileName), spec)).replace(/\.js$/, '.ts'),
+      );
+    else packages.push(spec);
+  }
+  return { files, packages };
+}
+
+/** `file → … → module: package` for each package matching `unwanted` that loading `entry` loads. */
+function loadedPackages(entry: string, unwanted: RegExp): string[] {
+  const found: string[] = [];
+  const seen = new Set<string>([entry]);
+  const queue: string[][] = [[entry]];
+  for (let chain = queue.shift(); chain; chain = queue.shift()) {
+    const file = chain.at(-1) as string;
+    if (!file.endsWith('.ts')) continue; // package.json and the like
+    const { files, packages } = loads(parse(file));
+    for (const p of packages) if (unwanted.test(p)) found.push(`${chain.join(' → ')}: ${p}`);
+    for (const next of files)
+      if (!seen.has(next)) {
+        seen.add(next);
+        queue.push([...chain, next]);
+      }
+  }
+  return found;
+}
+
 /** Each import circle once, as `a → b → … → a`, found by depth-first search. */
 function circles(graph: ReadonlyMap<string, readonly string[]>): string[] {
   const found: string[] = [];
@@ -130,6 +178,14 @@ describe('code shape', () => {
     const files = [...checked, ...sources('bench'), ...sources('bin')];
     const graph = new Map(files.map((file) => [file, imports(parse(file))]));
     expect(circles(graph)).toEqual([]);
+  });
+
+  it('loads no AWS SDK and no Lambda library when the CLI starts (a local mint never needs them)', () => {
+    // The AWS side (lambda/run-aws.ts) is imported when a location is s3:// or kms: (awsFor in
+    // lambda/cli/commands.ts), the client code when a client command runs.
+    expect(loadedPackages('lambda/cli/main.ts', /^@aws-(sdk|lambda-powertools)\//)).toEqual([]);
+    // The check itself: the Lambda handler does load them.
+    expect(loadedPackages('lambda/handler.ts', /^@aws-sdk\//)).not.toEqual([]);
   });
 
   it('measures functions and finds circles (the checks themselves)', () => {

@@ -1,46 +1,11 @@
 /**
- * What the S3 adapters share: `s3://` locations and reading an object as text.
+ * What the S3 adapters share: `s3://` locations (url.ts) and reading an object as text.
  */
 
 import { GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
-import { InputError } from '../../errors.js';
 import { awsErrorCode } from '../aws.js';
 
-/** A parsed `s3://BUCKET/KEY` location. */
-export interface S3Location {
-  readonly bucket: string;
-  /** Object key, or a prefix without leading or trailing slash ('' for the bucket root). */
-  readonly key: string;
-}
-
-const BUCKET_RE = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
-
-/** True when `location` is an S3 URL. */
-export function isS3Url(location: string): boolean {
-  return location.startsWith('s3://');
-}
-
-/**
- * Parses `s3://BUCKET/KEY` (an object) or `s3://BUCKET[/PREFIX]` (a prefix). Throws
- * InputError naming the URL when it is not one.
- */
-export function parseS3Url(url: string, kind: 'object' | 'prefix'): S3Location {
-  const m = /^s3:\/\/([^/]+)(?:\/(.*))?$/.exec(url);
-  const bucket = m?.[1] ?? '';
-  const key = (m?.[2] ?? '').replace(/^\/+|\/+$/g, '');
-  if (!m || !BUCKET_RE.test(bucket))
-    throw new InputError(
-      `${url}: not an S3 location (expected s3://BUCKET/${kind === 'object' ? 'KEY' : '[PREFIX]'})`,
-    );
-  if (kind === 'object' && key === '')
-    throw new InputError(`${url}: names a bucket, not an object (expected s3://BUCKET/KEY)`);
-  return { bucket, key };
-}
-
-/** `prefix/key`, or `key` at the bucket root. */
-export function joinKey(prefix: string, key: string): string {
-  return prefix ? `${prefix}/${key}` : key;
-}
+export { isS3Url, joinKey, parseS3Url, type S3Location } from './url.js';
 
 /** An object longer than a reader accepts; its body was not read. */
 export class TooLargeError extends Error {
