@@ -32,7 +32,7 @@ import type {
 } from '../core/ports.js';
 import { isTokenKey } from '../core/principal.js';
 import { checkRepositoryName } from '../core/repository.js';
-import { isTokenDocumentAt } from '../core/token-document.js';
+import { isTokenDocumentAt, tokenDocumentText } from '../core/token-document.js';
 import { MAX_GRANTS_BYTES } from '../core/yaml.js';
 import { ConfigError, InputError, NotFoundError, StoreError } from '../errors.js';
 
@@ -210,7 +210,7 @@ export class FileTokenStore implements TokenStore {
         mkdirSync(dir, { recursive: true });
         this.#made.add(dir);
       }
-      writeFileSync(tmp, `${JSON.stringify(doc, null, 2)}\n`, { mode: 0o600, flag: 'wx' });
+      writeFileSync(tmp, tokenDocumentText(doc), { mode: 0o600, flag: 'wx' });
       renameSync(tmp, path);
     } catch (err) {
       rmSync(tmp, { force: true });

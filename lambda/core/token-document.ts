@@ -4,6 +4,7 @@
  * remove those.
  */
 
+import type { ResourceAccess } from './grants.js';
 import type { TokenDocument } from './ports.js';
 import { parsePrincipal, tokenKey } from './principal.js';
 import { decodeClaims } from './token.js';
@@ -36,4 +37,36 @@ export function isTokenDocumentAt(text: string, key: string): boolean {
   const owner = parsePrincipal(d.principal);
   if (!owner.ok || tokenKey(owner.value) !== key) return false;
   return decodeClaims(d.token)?.sub === d.principal;
+}
+
+/**
+ * Access lists as indented JSON, by list: principals named by the same grants share one list,
+ * and the list is most of a document (the same reuse as the token's claims, lambda/core/token.ts).
+ */
+const accessText = new WeakMap<readonly ResourceAccess[], string>();
+
+/**
+ * A token document as stored: `JSON.stringify(doc, null, 2)` and a newline, byte for byte, with
+ * the indented access list reused. The shortcut applies when `access` is the last of several
+ * keys (as the mint step writes documents); anything else is serialized whole.
+ */
+export function tokenDocumentText(doc: TokenDocument): string {
+  let last: string | undefined;
+  let keys = 0;
+  for (const k in doc) {
+    last = k;
+    keys += 1;
+  }
+  const { access, ...rest } = doc;
+  if (last !== 'access' || keys < 2 || !Array.isArray(access))
+    return `${JSON.stringify(doc, null, 2)}\n`;
+  let list = accessText.get(access);
+  if (list === undefined) {
+    // One level deeper than at the top: every line after the first indented by two more spaces.
+    list = JSON.stringify(access, null, 2).replaceAll('\n', '\n  ');
+    accessText.set(access, list);
+  }
+  const head = JSON.stringify(rest, null, 2); // `{\n  "principal": …\n}`
+  if (head === '{}') return `${JSON.stringify(doc, null, 2)}\n`;
+  return `${head.slice(0, -2)},\n  "access": ${list}\n}\n`;
 }

@@ -22,6 +22,7 @@ import type { LeaseFence } from '../../core/lease.js';
 import { buildTokenBucketPolicy, OWNER_TAG_KEY, storePrefixOf } from '../../core/policy.js';
 import type { TokenDocument, TokenStore, TrustMaterial } from '../../core/ports.js';
 import { isTokenKey, type Partition, type Principal } from '../../core/principal.js';
+import { tokenDocumentText } from '../../core/token-document.js';
 import { LeaseExpiredError, StoreError } from '../../errors.js';
 import { awsErrorCode, describeAwsError } from '../aws.js';
 import { joinKey, readText, type S3Location } from './shared.js';
@@ -124,7 +125,7 @@ export class S3TokenStore implements TokenStore {
           new PutObjectCommand({
             Bucket: this.at.bucket,
             Key: this.key(key),
-            Body: `${JSON.stringify(doc, null, 2)}\n`,
+            Body: tokenDocumentText(doc),
             ContentType: 'application/json',
             CacheControl: 'no-store',
             Tagging: `${OWNER_TAG_KEY}=${encodeURIComponent(owner.arn)}`,
