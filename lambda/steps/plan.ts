@@ -129,6 +129,9 @@ export interface MintPlan {
  */
 export class GrantsCache {
   #last: { file: string; text: string; config: GrantsConfig } | undefined;
+  #resolved:
+    | { config: GrantsConfig; inventory: readonly string[]; access: readonly PrincipalAccess[] }
+    | undefined;
 
   /** The model of `text`, parsed now unless it is the text last parsed for `file`. */
   parse(text: string, file: string): GrantsConfig {
@@ -138,6 +141,26 @@ export class GrantsCache {
     this.#last = { file, text, config };
     return config;
   }
+
+  /**
+   * Each principal's access under `config` and `inventory`, resolved now unless they are the
+   * model and the repository names last resolved ({@link resolveAccess} is pure, and its result
+   * is read-only). A scheduled run of unchanged grants over an unchanged registry resolves
+   * nothing; a pushed repository or a new grants text resolves again.
+   */
+  resolve(config: GrantsConfig, inventory: readonly string[]): readonly PrincipalAccess[] {
+    const last = this.#resolved;
+    if (last?.config === config && sameNames(last.inventory, inventory)) return last.access;
+    const access = resolveAccess(config, inventory);
+    this.#resolved = { config, inventory: [...inventory], access };
+    return access;
+  }
+}
+
+function sameNames(a: readonly string[], b: readonly string[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 /**
@@ -151,6 +174,15 @@ export async function loadGrants(
   const { text, version } = await source.read();
   const config = cache ? cache.parse(text, source.name) : parseGrants(text, source.name);
   return { config, version };
+}
+
+/** Each principal's access ({@link resolveAccess}); with a cache, unchanged input is not resolved again. */
+function resolveGrants(
+  config: GrantsConfig,
+  inventory: readonly string[],
+  cache?: GrantsCache,
+): readonly PrincipalAccess[] {
+  return cache ? cache.resolve(config, inventory) : resolveAccess(config, inventory);
 }
 
 /**
@@ -210,7 +242,7 @@ export async function plan(deps: PlanDeps): Promise<{ plan: MintPlan; key: Signi
       'the grants use wildcard patterns but no repository inventory was given: patterns grant nothing (pass --repositories)',
     );
 
-  let resolved = resolveAccess(config, inventory);
+  let resolved = resolveGrants(config, inventory, deps.grantsCache);
   const unknown: PrincipalProblem[] = [];
   let unverified: number | undefined;
   if (checkPrincipals) {

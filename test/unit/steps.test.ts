@@ -6,6 +6,7 @@
  */
 
 import { describe, expect, it } from '@jest/globals';
+import { resolveAccess } from '../../lambda/core/grants.js';
 import type { PrincipalDirectory, SigningKey } from '../../lambda/core/ports.js';
 import { parsePrincipal } from '../../lambda/core/principal.js';
 import { decodeClaims } from '../../lambda/core/token.js';
@@ -462,6 +463,30 @@ describe('the grants cache belongs to its owner', () => {
     expect((await loadGrants(config, new GrantsCache())).config).not.toBe(first);
     config.text = `${grants}# changed\n`;
     expect((await loadGrants(config, cache)).config).not.toBe(first);
+  });
+
+  it('resolves unchanged grants over unchanged repository names once, anything else again', async () => {
+    const cache = new GrantsCache();
+    const config = (await loadGrants(new MemoryConfig(grants), cache)).config;
+    const names = ['team-a/app', 'team-a/web'];
+    const first = cache.resolve(config, names);
+    expect(first).toEqual(resolveAccess(config, names));
+    // The same model and the same names (a new array, as each run lists them): no work.
+    expect(cache.resolve(config, [...names])).toBe(first);
+    // A pushed repository, a removed one, another order, another model: resolved again.
+    for (const other of [[...names, 'team-a/new'], ['team-a/app'], [...names].reverse()]) {
+      const again = cache.resolve(config, other);
+      expect(again).not.toBe(first);
+      expect(again).toEqual(resolveAccess(config, other));
+    }
+    expect(JSON.stringify(cache.resolve(config, [...names, 'team-a/new']))).toContain('team-a/new');
+    const reparsed = (await loadGrants(new MemoryConfig(grants), new GrantsCache())).config;
+    expect(cache.resolve(reparsed, names)).not.toBe(first);
+    // Changing the caller's array afterwards changes nothing cached.
+    const mutable = ['team-a/app'];
+    const kept = cache.resolve(config, mutable);
+    mutable.push('team-a/web');
+    expect(cache.resolve(config, mutable)).not.toBe(kept);
   });
 
   it('never keeps a file that failed validation', async () => {
