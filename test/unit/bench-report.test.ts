@@ -8,11 +8,12 @@ import type { BenchResult, SizeResult } from '../../bench/report.js';
 import { checkTargets } from '../../bench/report.js';
 
 /** A steady run with these KMS calls (only what the checks read). */
-function size(n: number, kmsSigns: number, localMintMs = 100): SizeResult {
+function size(n: number, kmsSigns: number, localMintMs = 100, engineMs = 100): SizeResult {
   const run = { ms: 100, calls: { KMS: { GetPublicKey: 1, Sign: kmsSigns }, STS: {}, IAM: {} } };
   return {
     n,
-    engine: { engineMs: 100, floorMs: 100 },
+    engine: { engineMs: 400, floorMs: 100 },
+    engineUnchanged: { engineMs, floorMs: 100 },
     local: { mintMs: localMintMs, floorMs: 100 },
     setup: { iamRoles: 10, iamUsers: 10 },
     e2e: { first: run, runs: [run], runMs: 100, floorMs: 100, policyBytes: 2000, maxRssKiB: 1024 },
@@ -44,6 +45,15 @@ describe('bench targets', () => {
     ['over 1.5× at the largest size', [size(100, 1, 100), size(1000, 1, 151)], false],
   ])('local mint, %s', (_name, sizes, expected) => {
     expect(met(result(sizes), 'local mint')).toBe(expected);
+  });
+
+  it.each([
+    ['within 1.3× at the largest size', [size(100, 1, 100, 900), size(1000, 1, 100, 130)], true],
+    ['over 1.3× at the largest size', [size(100, 1, 100, 100), size(1000, 1, 100, 131)], false],
+  ])('engine of a scheduled run, %s', (_name, sizes, expected) => {
+    expect(met(result(sizes), 'engine ≤')).toBe(expected);
+    // A changed grants file is reported, not judged.
+    expect(met(result(sizes), 'engine at')).toBeUndefined();
   });
 
   it.each([
