@@ -21,7 +21,6 @@
 
 import { createHash, createPublicKey, generateKeyPairSync, randomBytes } from 'node:crypto';
 import { GetPublicKeyCommand, type KMSClient, SignCommand } from '@aws-sdk/client-kms';
-import { exportJWK } from 'jose';
 import { derToJose } from '../core/ecdsa.js';
 import { libtrustKeyId } from '../core/libtrust.js';
 import type { RootedSigner, SignerRoot, SigningKey, TrustMaterial } from '../core/ports.js';
@@ -158,16 +157,14 @@ export class KmsSigner implements RootedSigner {
     const trust = {
       bundlePem: roots.flatMap((r) => r.certs.map(certificateToPem)).join(''),
       jwks: {
-        keys: await Promise.all(
-          roots.map(async (r) => ({
-            ...(await exportJWK(
-              createPublicKey({ key: Buffer.from(r.spki), format: 'der', type: 'spki' }),
-            )),
-            kid: r.kid,
-            alg: 'ES256',
-            use: 'sig',
-          })),
-        ),
+        keys: roots.map((r) => ({
+          ...createPublicKey({ key: Buffer.from(r.spki), format: 'der', type: 'spki' }).export({
+            format: 'jwk',
+          }),
+          kid: r.kid,
+          alg: 'ES256',
+          use: 'sig',
+        })),
       },
     };
     const status = { daysLeft: root.daysLeft, notes: roots.flatMap((r) => r.notes) };

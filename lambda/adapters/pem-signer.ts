@@ -16,7 +16,6 @@ import {
 } from 'node:crypto';
 import { mkdir, open, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { exportJWK } from 'jose';
 import { libtrustKeyId } from '../core/libtrust.js';
 import type { Signer, SigningKey } from '../core/ports.js';
 import { rootCertificates } from '../core/root-certificate.js';
@@ -75,7 +74,7 @@ export async function localSigningKey(
         (tbs) => sign('sha256', tbs, privateKey),
       ),
   });
-  const jwk = { ...(await exportJWK(publicKey)), kid, alg, use: 'sig' };
+  const jwk = { ...publicKey.export({ format: 'jwk' }), kid, alg, use: 'sig' };
   return {
     alg,
     keyHeader: { kid },
