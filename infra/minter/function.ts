@@ -140,6 +140,10 @@ export function bundledFunction(
       bundleAwsSDK: true,
       minify: true,
       sourceMap: true,
+      // Stack traces name file:line:column from the map's mappings; the sources themselves
+      // are not needed, and without them the map is a third of the size and
+      // --enable-source-maps costs about 85 ms less on a cold start (docs/performance.md).
+      sourcesContent: false,
       // Some bundled CommonJS dependencies call require() for Node built-ins, which an ES
       // module does not have.
       banner:
