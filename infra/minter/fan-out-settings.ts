@@ -14,10 +14,9 @@
 
 import { type Duration, aws_iam as iam, Stack, type aws_s3 as s3, Validations } from 'aws-cdk-lib';
 import { formatDuration } from '../../lambda/core/duration.js';
-import type { EnvName } from '../../lambda/env.js';
 import { METRICS_NAMESPACE } from './alarms.js';
 import { checkPrefix, under } from './checks.js';
-import type { SettingsSource } from './settings.js';
+import { bindEnv, readGrants, type SettingsSource } from './settings.js';
 import { allowOnlyToSign, signingStatement } from './signing-root.js';
 
 /** A function and its role. */
@@ -33,12 +32,6 @@ export interface FanOutFunctions {
   readonly finish: StepFunction;
 }
 
-/** Powertools settings, read by the Powertools library rather than lambda/env.ts. */
-type PowertoolsEnv =
-  | 'POWERTOOLS_LOG_LEVEL'
-  | 'POWERTOOLS_SERVICE_NAME'
-  | 'POWERTOOLS_METRICS_NAMESPACE';
-
 /** Sets every environment variable of the three functions, each with the permissions it needs. */
 export function bindFanOutSettings(
   fns: FanOutFunctions,
@@ -48,24 +41,16 @@ export function bindFanOutSettings(
     readonly lease: Duration;
   },
 ): void {
-  const bind = (
-    step: StepFunction,
-    name: EnvName | PowertoolsEnv,
-    value: string,
-    ...statements: iam.PolicyStatement[]
-  ) => {
-    step.function.addEnvironment(name, value);
-    for (const statement of statements) step.role.addToPrincipalPolicy(statement);
-  };
   const out = under(s.tokenPrefix);
   const objects = (...keys: string[]) => keys.map((k) => s.tokenBucket.arnForObjects(`${out}${k}`));
   const runFiles = 'state/runs/*';
   const { plan, shard, finish } = fns;
 
   // The grants: read by the plan step, their version checked by the finish step.
-  for (const step of [plan, finish]) bind(step, 'REGTOKEN_CONFIG', s.configUrl, ...readGrants(s));
+  for (const step of [plan, finish])
+    bindEnv(step, 'REGTOKEN_CONFIG', s.configUrl, ...readGrants(s));
 
-  bind(
+  bindEnv(
     plan,
     'REGTOKEN_OUT',
     s.tokenStoreUrl,
@@ -85,7 +70,7 @@ export function bindFanOutSettings(
     // IAM's list APIs have no resource-level permissions.
     statement('CheckPrincipals', ['iam:ListRoles', 'iam:ListUsers'], ['*']),
   );
-  bind(
+  bindEnv(
     shard,
     'REGTOKEN_OUT',
     s.tokenStoreUrl,
@@ -95,7 +80,7 @@ export function bindFanOutSettings(
     // Reads the lock before it writes: still this run's holding (lambda/adapters/s3/run-lock.ts).
     statement('JoinRunLease', ['s3:GetObject'], objects('state/lock.json')),
   );
-  bind(
+  bindEnv(
     finish,
     'REGTOKEN_OUT',
     s.tokenStoreUrl,
@@ -107,17 +92,17 @@ export function bindFanOutSettings(
 
   // The bucket policy exempts these from its Denies; no permission is needed for that.
   for (const step of [plan, shard, finish])
-    bind(step, 'REGTOKEN_MINTER_ARNS', s.minterArns.join(','));
+    bindEnv(step, 'REGTOKEN_MINTER_ARNS', s.minterArns.join(','));
 
   // The plan step signs only a root certificate it has to make (once per root); each worker
   // signs its shard's certificate. Neither key policy lets anyone else sign.
-  bind(
+  bindEnv(
     plan,
     'REGTOKEN_SIGNING_KEY',
     `kms:${s.signingKey.keyArn}`,
     signingStatement('SignWithRoot', [s.signingKey]),
   );
-  bind(
+  bindEnv(
     shard,
     'REGTOKEN_SIGNING_KEY',
     `kms:${s.signingKey.keyArn}`,
@@ -125,7 +110,7 @@ export function bindFanOutSettings(
   );
   allowOnlyToSign(s.signingKey, [plan.role, shard.role]);
   if (s.trustedKeys.length > 0) {
-    bind(
+    bindEnv(
       plan,
       'REGTOKEN_TRUSTED_KEYS',
       s.trustedKeys.map((k) => k.keyArn).join(','),
@@ -135,15 +120,15 @@ export function bindFanOutSettings(
   }
 
   if (s.registryStorage)
-    bind(plan, 'REGTOKEN_REPOSITORIES', ...listRepositories(s.registryStorage));
+    bindEnv(plan, 'REGTOKEN_REPOSITORIES', ...listRepositories(s.registryStorage));
 
   acknowledge(fns, s.tokenBucket, out);
-  bind(plan, 'REGTOKEN_LOCK_LEASE', formatDuration(s.lease.toSeconds()));
-  bind(plan, 'REGTOKEN_SHARD_SIZE', String(s.shardSize));
+  bindEnv(plan, 'REGTOKEN_LOCK_LEASE', formatDuration(s.lease.toSeconds()));
+  bindEnv(plan, 'REGTOKEN_SHARD_SIZE', String(s.shardSize));
   for (const step of [plan, shard, finish]) {
-    bind(step, 'POWERTOOLS_LOG_LEVEL', s.logLevel);
-    bind(step, 'POWERTOOLS_SERVICE_NAME', s.serviceName);
-    bind(step, 'POWERTOOLS_METRICS_NAMESPACE', METRICS_NAMESPACE);
+    bindEnv(step, 'POWERTOOLS_LOG_LEVEL', s.logLevel);
+    bindEnv(step, 'POWERTOOLS_SERVICE_NAME', s.serviceName);
+    bindEnv(step, 'POWERTOOLS_METRICS_NAMESPACE', METRICS_NAMESPACE);
   }
 }
 
@@ -191,19 +176,4 @@ function listRepositories(
 
 function statement(sid: string, actions: string[], resources: string[]): iam.PolicyStatement {
   return new iam.PolicyStatement({ sid, actions, resources });
-}
-
-/** Reading the grants object, and seeing that it is missing (404, not 403) before the first upload. */
-function readGrants(s: {
-  readonly configBucket: s3.IBucket;
-  readonly configKey: string;
-}): iam.PolicyStatement[] {
-  return [
-    statement(
-      'ReadGrants',
-      ['s3:GetObject', 's3:GetObjectVersion'],
-      [s.configBucket.arnForObjects(s.configKey)],
-    ),
-    statement('SeeMissingGrants', ['s3:ListBucket'], [s.configBucket.bucketArn]),
-  ];
 }

@@ -20,7 +20,7 @@ import type { MinterFunction } from './function.js';
 import { allowOnlyToSign, signingStatement } from './signing-root.js';
 
 /** Powertools settings, read by the Powertools library rather than lambda/env.ts. */
-type PowertoolsEnv =
+export type PowertoolsEnv =
   | 'POWERTOOLS_LOG_LEVEL'
   | 'POWERTOOLS_SERVICE_NAME'
   | 'POWERTOOLS_METRICS_NAMESPACE';
@@ -47,21 +47,28 @@ export interface SettingsSource {
   readonly serviceName: string;
 }
 
-/** Sets every environment variable of the function, each with the permissions it needs. */
-export function bindSettings(minter: MinterFunction, s: SettingsSource): void {
-  const bind = (
-    name: EnvName | PowertoolsEnv,
-    value: string,
-    ...statements: iam.PolicyStatement[]
-  ) => {
-    minter.function.addEnvironment(name, value);
-    for (const statement of statements) minter.role.addToPrincipalPolicy(statement);
-  };
-  const out = under(s.tokenPrefix);
+/**
+ * Sets one environment variable of a function and gives its role the statements that go with
+ * it: each setting arrives with exactly the permissions it needs.
+ */
+export function bindEnv(
+  target: {
+    readonly function: { addEnvironment(name: string, value: string): unknown };
+    readonly role: iam.Role;
+  },
+  name: EnvName | PowertoolsEnv,
+  value: string,
+  ...statements: iam.PolicyStatement[]
+): void {
+  target.function.addEnvironment(name, value);
+  for (const statement of statements) target.role.addToPrincipalPolicy(statement);
+}
 
-  bind(
-    'REGTOKEN_CONFIG',
-    s.configUrl,
+/** Reading the grants object, and seeing that it is missing (404, not 403) before the first upload. */
+export function readGrants(
+  s: Pick<SettingsSource, 'configBucket' | 'configKey'>,
+): iam.PolicyStatement[] {
+  return [
     new iam.PolicyStatement({
       sid: 'ReadGrants',
       actions: ['s3:GetObject', 's3:GetObjectVersion'],
@@ -75,7 +82,19 @@ export function bindSettings(minter: MinterFunction, s: SettingsSource): void {
       actions: ['s3:ListBucket'],
       resources: [s.configBucket.bucketArn],
     }),
-  );
+  ];
+}
+
+/** Sets every environment variable of the function, each with the permissions it needs. */
+export function bindSettings(minter: MinterFunction, s: SettingsSource): void {
+  const bind = (
+    name: EnvName | PowertoolsEnv,
+    value: string,
+    ...statements: iam.PolicyStatement[]
+  ) => bindEnv(minter, name, value, ...statements);
+  const out = under(s.tokenPrefix);
+
+  bind('REGTOKEN_CONFIG', s.configUrl, ...readGrants(s));
 
   bind('REGTOKEN_OUT', s.tokenStoreUrl, ...tokenStoreStatements(s.tokenBucket, out));
 
