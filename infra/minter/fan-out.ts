@@ -33,7 +33,7 @@ import {
   aws_scheduler_targets as schedulerTargets,
   aws_stepfunctions as sfn,
   type aws_sns as sns,
-  aws_sqs as sqs,
+  type aws_sqs as sqs,
   Token,
   aws_stepfunctions_tasks as tasks,
   Validations,
@@ -42,7 +42,12 @@ import type { Construct } from 'constructs';
 import { formatDuration } from '../../lambda/core/duration.js';
 import { DEFAULT_SHARD_SIZE, MAX_SHARD_SIZE } from '../../lambda/core/shards.js';
 import { under } from './checks.js';
-import { acknowledgeRuntime, bundledFunction, roleAndLogs } from './function.js';
+import {
+  acknowledgeRuntime,
+  bundledFunction,
+  failedInvocationsQueue,
+  roleAndLogs,
+} from './function.js';
 
 /** Settings of a fanned-out run (the construct's `fanOut` prop). */
 export interface FanOutOptions {
@@ -154,16 +159,10 @@ export function createFanOut(
     'regtoken fan-out finish: removes stale tokens, sums the shards, releases the lock',
   );
   const stateMachine = workflow(scope, { plan, shard, finish }, options);
-  const deadLetterQueue = new sqs.Queue(scope, 'FailedInvocations', {
-    encryption: sqs.QueueEncryption.SQS_MANAGED,
-    enforceSSL: true,
-    retentionPeriod: Duration.days(14),
-  });
-  Validations.of(deadLetterQueue).acknowledge({
-    id: 'AwsSolutions-SQS3',
-    reason:
-      'This queue is the dead-letter queue of the schedule and of the grants event (starts of the workflow they could not deliver): a queue for it would hold nothing.',
-  });
+  const deadLetterQueue = failedInvocationsQueue(
+    scope,
+    'This queue is the dead-letter queue of the schedule and of the grants event (starts of the workflow they could not deliver): a queue for it would hold nothing.',
+  );
   const schedule = triggers(scope, stateMachine, deadLetterQueue, options);
   // The run's files are removed by the finish step; these are the files of runs that failed,
   // kept for diagnosis.

@@ -69,6 +69,20 @@ export function roleAndLogs(
   return { role, logGroup };
 }
 
+/**
+ * The queue that keeps the events regtoken could not deliver or handle (`FailedInvocations`):
+ * encrypted, TLS only, kept 14 days. It is itself a dead-letter queue (`why`), so it has none.
+ */
+export function failedInvocationsQueue(scope: Construct, why: string): sqs.Queue {
+  const queue = new sqs.Queue(scope, 'FailedInvocations', {
+    encryption: sqs.QueueEncryption.SQS_MANAGED,
+    enforceSSL: true,
+    retentionPeriod: Duration.days(14),
+  });
+  Validations.of(queue).acknowledge({ id: 'AwsSolutions-SQS3', reason: why });
+  return queue;
+}
+
 /** Creates the function, its role (with only its log statement so far) and its log group. */
 export function createFunction(
   scope: Construct,
@@ -84,16 +98,10 @@ export function createFunction(
     description: 'regtoken minter: reads the grants, writes tokens and the token bucket policy',
     logRetention: options.logRetention,
   });
-  const deadLetterQueue = new sqs.Queue(scope, 'FailedInvocations', {
-    encryption: sqs.QueueEncryption.SQS_MANAGED,
-    enforceSSL: true,
-    retentionPeriod: Duration.days(14),
-  });
-  Validations.of(deadLetterQueue).acknowledge({
-    id: 'AwsSolutions-SQS3',
-    reason:
-      "This queue is the function's on-failure destination (and the schedule's dead-letter queue): it is the dead-letter queue, a queue for it would hold nothing.",
-  });
+  const deadLetterQueue = failedInvocationsQueue(
+    scope,
+    "This queue is the function's on-failure destination (and the schedule's dead-letter queue): it is the dead-letter queue, a queue for it would hold nothing.",
+  );
 
   const fn = new nodejs.NodejsFunction(scope, 'Function', {
     ...bundledFunction('lambda/handler.ts'),
