@@ -142,23 +142,7 @@ export function createAlarms(
       treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
     },
   );
-  const all = [
-    failedRuns,
-    noSuccessfulRun,
-    unknownPrincipals,
-    shortLifetimes,
-    policyAccountsLeftOut,
-    rootCertificateExpiring,
-  ];
-  if (topic) {
-    allowAlarmsToPublish(topic);
-    const action = new cloudwatchActions.SnsAction(topic);
-    for (const alarm of all) {
-      alarm.addAlarmAction(action);
-      alarm.addOkAction(action);
-    }
-  }
-  return {
+  const alarms: MinterAlarms = {
     failedRuns,
     noSuccessfulRun,
     unknownPrincipals,
@@ -166,6 +150,15 @@ export function createAlarms(
     policyAccountsLeftOut,
     rootCertificateExpiring,
   };
+  if (topic) {
+    allowAlarmsToPublish(topic);
+    const action = new cloudwatchActions.SnsAction(topic);
+    for (const alarm of Object.values(alarms)) {
+      alarm.addAlarmAction(action);
+      alarm.addOkAction(action);
+    }
+  }
+  return alarms;
 }
 
 /**
