@@ -15,19 +15,27 @@ export interface MinterBuckets {
 }
 
 /**
+ * What every bucket of regtoken shares: no public access, ACLs off, SSE-S3, and kept when the
+ * stack is deleted (docs/deploy.md, "Retiring").
+ */
+export const PRIVATE_BUCKET = {
+  blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
+  objectOwnership: s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+  encryption: s3.BucketEncryption.S3_MANAGED,
+  removalPolicy: RemovalPolicy.RETAIN,
+} as const satisfies s3.BucketProps;
+
+/**
  * Creates the config and token buckets in `scope`, logging access to `accessLogsBucket` or to
  * a new bucket.
  */
 export function createBuckets(scope: Construct, accessLogsBucket?: s3.IBucket): MinterBuckets {
   const accessLogs = accessLogsBucket ?? createAccessLogsBucket(scope);
   const configBucket = new s3.Bucket(scope, 'ConfigBucket', {
+    ...PRIVATE_BUCKET,
     versioned: true,
-    blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
-    objectOwnership: s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
-    encryption: s3.BucketEncryption.S3_MANAGED,
     // CDK owns this bucket's policy: nothing else writes it.
     enforceSSL: true,
-    removalPolicy: RemovalPolicy.RETAIN,
     serverAccessLogsBucket: accessLogs,
     serverAccessLogsPrefix: 'config-bucket/',
     lifecycleRules: [
@@ -35,17 +43,15 @@ export function createBuckets(scope: Construct, accessLogsBucket?: s3.IBucket): 
       { abortIncompleteMultipartUploadAfter: Duration.days(1) },
     ],
   });
+  // SSE-S3 (PRIVATE_BUCKET): readers need no kms:Decrypt (an SSE-KMS key would have to be
+  // granted to each).
   const tokenBucket = new s3.Bucket(scope, 'TokenBucket', {
-    blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
-    objectOwnership: s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
-    // SSE-S3: readers need no kms:Decrypt (an SSE-KMS key would have to be granted to each).
-    encryption: s3.BucketEncryption.S3_MANAGED,
+    ...PRIVATE_BUCKET,
     // No versions: an old version would keep a replaced or revoked token readable.
     versioned: false,
     // No enforceSSL and no autoDeleteObjects: both would make CDK write the bucket policy,
     // which the function owns (it holds a TLS-only Deny of its own).
     enforceSSL: false,
-    removalPolicy: RemovalPolicy.RETAIN,
     serverAccessLogsBucket: accessLogs,
     serverAccessLogsPrefix: 'token-bucket/',
     lifecycleRules: [{ abortIncompleteMultipartUploadAfter: Duration.days(1) }],
@@ -60,11 +66,8 @@ export function createBuckets(scope: Construct, accessLogsBucket?: s3.IBucket): 
 
 function createAccessLogsBucket(scope: Construct): s3.Bucket {
   return new s3.Bucket(scope, 'AccessLogs', {
-    blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
-    objectOwnership: s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
-    encryption: s3.BucketEncryption.S3_MANAGED,
+    ...PRIVATE_BUCKET,
     enforceSSL: true,
-    removalPolicy: RemovalPolicy.RETAIN,
     lifecycleRules: [{ expiration: Duration.days(365) }],
   });
 }

@@ -20,6 +20,7 @@ import {
   aws_s3 as s3,
 } from 'aws-cdk-lib';
 import type { Construct } from 'constructs';
+import { PRIVATE_BUCKET } from './buckets.js';
 
 /** Settings of the token-read trail (the `recordTokenReads` prop). */
 export interface TokenReadsOptions {
@@ -65,13 +66,10 @@ export function recordTokenReads(
     return { trail: options.trail };
   }
   const retention = options.retention ?? logs.RetentionDays.ONE_YEAR;
+  // The record of who read a token outlives the deployment (docs/deploy.md, "Retiring").
   const bucket = new s3.Bucket(scope, 'TokenReadsBucket', {
-    blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
-    objectOwnership: s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
-    encryption: s3.BucketEncryption.S3_MANAGED,
+    ...PRIVATE_BUCKET,
     enforceSSL: true,
-    // The record of who read a token outlives the deployment (docs/deploy.md, "Retiring").
-    removalPolicy: RemovalPolicy.RETAIN,
     serverAccessLogsBucket: accessLogs,
     serverAccessLogsPrefix: 'token-reads-bucket/',
     lifecycleRules:
