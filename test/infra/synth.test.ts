@@ -163,6 +163,23 @@ describe('npx cdk synth, offline, without AWS credentials or Docker', () => {
 });
 
 describe('the bundled function', () => {
+  it('ships a source map of the mappings only: stack traces name the sources, none is embedded', () => {
+    const asset = readdirSync(out).find((d) => existsSync(join(out, d, 'index.mjs'))) as string;
+    expect(readFileSync(join(out, asset, 'index.mjs'), 'utf8')).toMatch(
+      /\/\/# sourceMappingURL=index\.mjs\.map\s*$/,
+    );
+    const map = JSON.parse(readFileSync(join(out, asset, 'index.mjs.map'), 'utf8')) as {
+      sources: string[];
+      mappings: string;
+      sourcesContent?: unknown;
+    };
+    expect(map.sources.some((s) => s.endsWith('lambda/handler.ts'))).toBe(true);
+    expect(map.mappings.length).toBeGreaterThan(0);
+    // With the sources embedded the map was 4.2 MB, and --enable-source-maps (set on the
+    // function) read it all on every cold start (docs/performance.md).
+    expect(map.sourcesContent).toBeUndefined();
+  });
+
   it('runs: a local mint through the real handler, from the ESM bundle', async () => {
     const assets = readdirSync(out).filter((d) => existsSync(join(out, d, 'index.mjs')));
     expect(assets).toHaveLength(1);
