@@ -6,10 +6,11 @@
  * root certificate in its last months is re-issued by the same KMS key.
  */
 
-import { X509Certificate } from 'node:crypto';
+import { createPublicKey, type JsonWebKeyInput, X509Certificate } from 'node:crypto';
 import { CreateAliasCommand, CreateKeyCommand, KMSClient } from '@aws-sdk/client-kms';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
 import { KmsSigner } from '../../lambda/adapters/kms.js';
+import { libtrustKeyId } from '../../lambda/core/libtrust.js';
 import { ROOT_RENEW_DAYS, rootCertificateProblem } from '../../lambda/core/root-certificate.js';
 import { parsePemCertificates, spkiOfCertificate } from '../../lambda/core/x509.js';
 import { applyAwsTestEnv, type Moto, startMoto } from '../helpers/moto.js';
@@ -93,6 +94,23 @@ describe('KmsSigner across runs of one container', () => {
     const b = countingClient();
     await new KmsSigner(b.kms, arn).prepare(window(undefined));
     expect(b.calls.GetPublicKey).toBe(1);
+  });
+});
+
+describe('the JWKS of a KMS root', () => {
+  it('holds the KMS key itself, the public key of its root certificate, under its kid', async () => {
+    const { kms } = countingClient();
+    const arn = await newKey(kms);
+    const key = await new KmsSigner(kms, arn).prepare(window(undefined));
+    const [root] = parsePemCertificates(key.trust.bundlePem);
+    const [jwk] = key.trust.jwks.keys;
+    expect(Object.keys(jwk ?? {})).toEqual(['kty', 'x', 'y', 'crv', 'kid', 'alg', 'use']);
+    expect(jwk).toMatchObject({ kty: 'EC', crv: 'P-256', alg: 'ES256', use: 'sig' });
+    const fromJwk = createPublicKey({ key: jwk as JsonWebKeyInput['key'], format: 'jwk' });
+    expect(fromJwk.export({ type: 'spki', format: 'der' })).toEqual(
+      Buffer.from(spkiOfCertificate(root as Uint8Array)),
+    );
+    expect(jwk?.kid).toBe(libtrustKeyId(spkiOfCertificate(root as Uint8Array)));
   });
 });
 
