@@ -9,6 +9,7 @@ import { App, Stack, Validations } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import type { Construct } from 'constructs';
+import type { RegtokenStackProps } from '../../infra/stack.js';
 
 /** The repository root. */
 export const ROOT = new URL('../../', import.meta.url).pathname;
@@ -85,3 +86,17 @@ export function acknowledgements(
  */
 // biome-ignore lint/suspicious/noExplicitAny: CloudFormation JSON; the tests assert its shape
 export type CfnJson = any;
+
+/** A stack with every option set (the infra tests' "everything" case). */
+export const EVERY_OPTION: RegtokenStackProps = {
+  grantsFile: `${ROOT}examples/config-repo/grants.yaml`,
+  rootKeys: ['1', '2'],
+  signingKey: '2',
+  alarmEmail: 'ops@example.com',
+  githubRepository: 'my-org/registry-grants',
+  registryBucket: 'registry-storage',
+  registryPrefix: 'prod',
+  additionalMinterArns: ['arn:aws:iam::111122223333:role/ops/break-glass'],
+  realm: true,
+  recordTokenReads: true,
+};

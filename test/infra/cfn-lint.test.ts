@@ -13,25 +13,13 @@ import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from '@jest/globals';
 import { Duration } from 'aws-cdk-lib';
 import { propsFromContext, RegtokenStack, type RegtokenStackProps } from '../../infra/stack.js';
-import { newApp, ROOT } from '../helpers/cdk.js';
+import { EVERY_OPTION, newApp } from '../helpers/cdk.js';
 import { requireBinary, run } from '../helpers/process.js';
 
 /** cfn-lint's exit code is a bit set: 2 errors, 4 warnings, 8 informational. */
 const ERRORS = 2;
 
-const EVERYTHING: RegtokenStackProps = {
-  grantsFile: `${ROOT}examples/config-repo/grants.yaml`,
-  schedule: Duration.minutes(30),
-  rootKeys: ['1', '2'],
-  signingKey: '2',
-  alarmEmail: 'ops@example.com',
-  githubRepository: 'my-org/registry-grants',
-  registryBucket: 'registry-storage',
-  registryPrefix: 'prod',
-  additionalMinterArns: ['arn:aws:iam::111122223333:role/ops/break-glass'],
-  realm: true,
-  recordTokenReads: true,
-};
+const EVERYTHING: RegtokenStackProps = { ...EVERY_OPTION, schedule: Duration.minutes(30) };
 
 interface Finding {
   readonly Rule: { readonly Id: string };

@@ -30,9 +30,9 @@ import { propsFromContext, RegtokenStack, type RegtokenStackProps } from '../../
 import {
   acknowledgements,
   type CfnJson,
+  EVERY_OPTION,
   nagFindings,
   newApp,
-  ROOT,
   synth,
 } from '../helpers/cdk.js';
 import { ResolvedTemplate } from '../helpers/cfn.js';
@@ -639,16 +639,9 @@ describe('RegtokenStack with fanOut', () => {
   });
 });
 
+const { recordTokenReads: _, ...everyOtherOption } = EVERY_OPTION;
 const EVERYTHING: RegtokenStackProps = {
-  grantsFile: `${ROOT}examples/config-repo/grants.yaml`,
-  rootKeys: ['1', '2'],
-  signingKey: '2',
-  alarmEmail: 'ops@example.com',
-  githubRepository: 'my-org/registry-grants',
-  registryBucket: 'registry-storage',
-  registryPrefix: 'prod',
-  additionalMinterArns: ['arn:aws:iam::111122223333:role/ops/break-glass'],
-  realm: true,
+  ...everyOtherOption,
   fanOut: { shardSize: 2000, maxConcurrency: 4 },
 };
 

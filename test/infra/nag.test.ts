@@ -8,20 +8,7 @@ import { describe, expect, it } from '@jest/globals';
 import { type App, aws_s3 as s3, Validations } from 'aws-cdk-lib';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { propsFromContext, RegtokenStack, type RegtokenStackProps } from '../../infra/stack.js';
-import { acknowledgements, nagFindings, newApp, ROOT } from '../helpers/cdk.js';
-
-const EVERYTHING: RegtokenStackProps = {
-  grantsFile: `${ROOT}examples/config-repo/grants.yaml`,
-  rootKeys: ['1', '2'],
-  signingKey: '2',
-  alarmEmail: 'ops@example.com',
-  githubRepository: 'my-org/registry-grants',
-  registryBucket: 'registry-storage',
-  registryPrefix: 'prod',
-  additionalMinterArns: ['arn:aws:iam::111122223333:role/ops/break-glass'],
-  realm: true,
-  recordTokenReads: true,
-};
+import { acknowledgements, EVERY_OPTION, nagFindings, newApp } from '../helpers/cdk.js';
 
 /** An app with the stack, and cdk-nag registered the way infra/app.ts registers it. */
 function appWith(props: RegtokenStackProps | 'from context'): App {
@@ -33,11 +20,11 @@ function appWith(props: RegtokenStackProps | 'from context'): App {
 
 describe.each([
   ['the app as deployed by default', 'from context' as const],
-  ['every option on', EVERYTHING],
+  ['every option on', EVERY_OPTION],
   [
     'every option on, in a concrete account and region',
     {
-      ...EVERYTHING,
+      ...EVERY_OPTION,
       env: { account: '111122223333', region: 'eu-west-1' },
     },
   ],
