@@ -44,6 +44,7 @@ export function isTokenDocumentAt(text: string, key: string): boolean {
  * and the list is most of a document (the same reuse as the token's claims, lambda/core/token.ts).
  */
 const accessText = new WeakMap<readonly ResourceAccess[], string>();
+const ACCESS_KEY = '{\n  "access": ';
 
 /**
  * A token document as stored: `JSON.stringify(doc, null, 2)` and a newline, byte for byte, with
@@ -62,8 +63,11 @@ export function tokenDocumentText(doc: TokenDocument): string {
     return `${JSON.stringify(doc, null, 2)}\n`;
   let list = accessText.get(access);
   if (list === undefined) {
-    // One level deeper than at the top: every line after the first indented by two more spaces.
-    list = JSON.stringify(access, null, 2).replaceAll('\n', '\n  ');
+    // Serialized one level deep, as it stands in the document, and cut out of its wrapper: one
+    // flat string (re-indenting with replaceAll builds a tree of hundreds of pieces, which every
+    // document that reuses it walks again and the GC copies).
+    const wrapped = JSON.stringify({ access }, null, 2); // `{\n  "access": [ … ]\n}`
+    list = wrapped.slice(ACCESS_KEY.length, -2);
     accessText.set(access, list);
   }
   const head = JSON.stringify(rest, null, 2); // `{\n  "principal": …\n}`
