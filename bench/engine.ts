@@ -198,7 +198,7 @@ export async function measureEngine(
   for (let i = 0; i < options.reps; i++) {
     gc();
     let t = performance.now();
-    const cfg = parseGrants(w.configText, 'bench.yaml');
+    const cfg = await parseGrants(w.configText, 'bench.yaml');
     parse.push(performance.now() - t);
     t = performance.now();
     const resolved = resolveAccess(cfg, w.inventory);

@@ -9,9 +9,9 @@
 
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { parseGrants } from '../lambda/core/config.js';
+import { parseGrantsSync } from '../lambda/core/config-positions.js';
 import { parseRepositoryPattern } from '../lambda/core/repository.js';
-import { MAX_GRANTS_BYTES } from '../lambda/core/yaml.js';
+import { MAX_GRANTS_BYTES } from '../lambda/core/yaml-limits.js';
 
 /** One measured case: milliseconds per repetition, or undefined when it missed the deadline. */
 export interface HostileCase {
@@ -35,7 +35,7 @@ const NEAR_MISS = `team-${'a-'.repeat(60)}`;
 function refuses(text: string): () => void {
   return () => {
     try {
-      parseGrants(text, 'hostile.yaml');
+      parseGrantsSync(text, 'hostile.yaml');
     } catch {
       return;
     }

@@ -37,7 +37,7 @@ import {
   type aws_sqs as sqs,
 } from 'aws-cdk-lib';
 import { Construct } from 'constructs';
-import { parseGrants } from '../lambda/core/config.js';
+import { parseGrantsSync } from '../lambda/core/config-positions.js';
 import { parsePrincipal, tokenKey } from '../lambda/core/principal.js';
 import { createAlarms, serviceNameOf } from './minter/alarms.js';
 import { createBuckets } from './minter/buckets.js';
@@ -317,7 +317,7 @@ export class RegistryTokenMinter extends Construct {
     this.rootCertificateExpiringAlarm = alarms.rootCertificateExpiring;
     if (props.realm) {
       const registry =
-        grantsText === undefined ? undefined : parseGrants(grantsText, 'grantsFile').registry;
+        grantsText === undefined ? undefined : parseGrantsSync(grantsText, 'grantsFile').registry;
       const service = props.realm.service ?? registry?.service;
       const issuer = props.realm.issuer ?? registry?.issuer;
       if (!service || !issuer)

@@ -5,7 +5,7 @@
 
 import { readFileSync } from 'node:fs';
 import { Duration } from 'aws-cdk-lib';
-import { parseGrants } from '../../lambda/core/config.js';
+import { parseGrantsSync } from '../../lambda/core/config-positions.js';
 import { formatDuration, MAX_TTL_SECONDS } from '../../lambda/core/duration.js';
 import { resolveAccess } from '../../lambda/core/grants.js';
 import { LIFETIME_MARGIN_SECONDS, minimumLifetime } from '../../lambda/core/lifetime.js';
@@ -53,9 +53,9 @@ export function shortestLifetime(
   text: string,
   file: string,
 ): { seconds: number; principal: string } | undefined {
-  let config: ReturnType<typeof parseGrants>;
+  let config: ReturnType<typeof parseGrantsSync>;
   try {
-    config = parseGrants(text, file);
+    config = parseGrantsSync(text, file);
   } catch (err) {
     if (err instanceof ConfigError)
       throw new Error(`RegistryTokenMinter: grantsFile ${file} is invalid:\n${err.message}`);

@@ -33,7 +33,7 @@ import type {
 import { isTokenKey } from '../core/principal.js';
 import { checkRepositoryName } from '../core/repository.js';
 import { isTokenDocumentAt, tokenDocumentText } from '../core/token-document.js';
-import { MAX_GRANTS_BYTES } from '../core/yaml.js';
+import { MAX_GRANTS_BYTES } from '../core/yaml-limits.js';
 import { ConfigError, InputError, NotFoundError, StoreError } from '../errors.js';
 
 /** Writes `data` to `path` atomically (temporary file + rename) with the given mode. */

@@ -21,11 +21,12 @@
 
 import { createHash, createPublicKey, generateKeyPairSync, randomBytes } from 'node:crypto';
 import { GetPublicKeyCommand, type KMSClient, SignCommand } from '@aws-sdk/client-kms';
+import { certificateToPem } from '../core/certificate-pem.js';
 import { derToJose } from '../core/ecdsa.js';
 import { libtrustKeyId } from '../core/libtrust.js';
 import type { RootedSigner, SignerRoot, SigningKey, TrustMaterial } from '../core/ports.js';
 import { rootCertificates } from '../core/root-certificate.js';
-import { certificateToPem, createCertificate } from '../core/x509.js';
+import { createCertificate } from '../core/x509.js';
 import { SigningKeyError } from '../errors.js';
 import { describeAwsError } from './aws.js';
 import { joseSign } from './pem-signer.js';

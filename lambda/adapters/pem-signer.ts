@@ -16,11 +16,11 @@ import {
 } from 'node:crypto';
 import { mkdir, open, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import { certificateToPem } from '../core/certificate-pem.js';
 import { libtrustKeyId } from '../core/libtrust.js';
 import type { Signer, SigningKey } from '../core/ports.js';
 import { rootCertificates } from '../core/root-certificate.js';
 import type { TokenAlgorithm } from '../core/token.js';
-import { certificateToPem, createCertificate } from '../core/x509.js';
 import { SigningKeyError } from '../errors.js';
 
 /** Algorithm for a private key, or a message saying why the key cannot sign registry tokens. */
@@ -58,8 +58,9 @@ export async function localSigningKey(
     spki,
     now,
     name: description,
-    issue: (notAfter) =>
-      createCertificate(
+    // The ASN.1 libraries are loaded only to make a certificate: most runs reuse theirs.
+    issue: async (notAfter) =>
+      (await import('../core/x509.js')).createCertificate(
         {
           subjectCommonName: 'regtoken token signer',
           issuerCommonName: 'regtoken token signer',

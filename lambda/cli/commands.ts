@@ -123,7 +123,7 @@ Exit status: 0 all valid (warnings included), 1 some file invalid or unreadable,
     for (const file of args.positionals) {
       try {
         const { text } = await configSource(file, await awsFor({ config: file })).read();
-        const config = parseGrants(text, file);
+        const config = await parseGrants(text, file);
         const principals = new Set(config.grants.flatMap((g) => g.principals.map((p) => p.arn)));
         ctx.stdout.write(
           `${file}: valid (${config.grants.length} grants, ${principals.size} principals)\n`,

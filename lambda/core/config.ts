@@ -6,7 +6,6 @@
  * throws on bad input except {@link ConfigError}, which carries the full list.
  */
 
-import { isMap, isScalar, isSeq, type Pair, type Node as YamlNode } from 'yaml';
 import { ConfigError, type ConfigIssue } from '../errors.js';
 import { MAX_TTL_SECONDS, MIN_TTL_SECONDS, parseDuration } from './duration.js';
 import type {
@@ -24,10 +23,10 @@ import {
   principalIdentity,
 } from './principal.js';
 import { MAX_REPOSITORY_NAME_LENGTH, parseRepositoryPattern } from './repository.js';
-import { describeSchemaError, type Path, schemaValidator } from './schema-errors.js';
+import { type Path, schemaValidator } from './schema-errors.js';
 import { excerpt, quote } from './text.js';
-import { readYaml, sizeProblem, yamlData } from './yaml.js';
 import { readYamlFast } from './yaml-fast.js';
+import { sizeProblem } from './yaml-limits.js';
 
 /** Token lifetime when the file sets none. */
 export const DEFAULT_TOKEN_TTL_SECONDS = 12 * 3_600;
@@ -38,42 +37,17 @@ export const DEFAULT_MAX_TOKEN_BYTES = 16_384;
 export const MAX_ISSUES = 100;
 
 /**
- * What a file that is not YAML-shaped looks like, to say so without quoting it: a key or an AWS
- * credentials file passed by mistake must not end up in an error message.
- */
-function secretLook(text: string): string | undefined {
-  if (/-----BEGIN [A-Z0-9 ]{1,40}-----/.test(text))
-    return 'this looks like a PEM key or certificate';
-  // [ \t]*, not \s*: \s also matches line ends, and a file of blank lines would cost the square.
-  if (
-    /^[ \t]*\[[^\]\n]{1,100}\][ \t]*$/m.test(text) &&
-    /^[ \t]*[A-Za-z0-9_.-]{1,100}[ \t]*=/m.test(text)
-  )
-    return 'this looks like an INI file, such as AWS credentials';
-  return undefined;
-}
-
-function notGrantsFile(what: string): string {
-  return `not a grants file: ${what} (a grants file is a YAML mapping with version, registry and grants)`;
-}
-
-function kindOf(value: unknown): string {
-  if (value === null) return 'empty';
-  if (Array.isArray(value)) return 'a list';
-  if (typeof value === 'string') {
-    const lines = value.split('\n').length;
-    return lines === 1 ? 'a single line of text' : `${lines} lines of text`;
-  }
-  return `a ${typeof value}`;
-}
-
-/**
  * Parses and validates a grants file. `file` is the name used in messages (a path or URL).
- * Throws {@link ConfigError} listing every problem (at most {@link MAX_ISSUES}). Messages quote
- * values only as short escaped excerpts, and nothing at all of a file that is not YAML-shaped.
+ * Rejects with {@link ConfigError} listing every problem (at most {@link MAX_ISSUES}). Messages
+ * quote values only as short escaped excerpts, and nothing at all of a file that is not
+ * YAML-shaped. A valid file is read by the fast first pass alone; the position-keeping reader
+ * (config-positions.ts, with the `yaml` library) is loaded only for a file the fast pass refuses
+ * or finds a problem in, which is the only work that needs it.
  */
-export function parseGrants(text: string, file: string): GrantsConfig {
-  return parseFast(text, file) ?? parseWithPositions(text, file);
+export async function parseGrants(text: string, file: string): Promise<GrantsConfig> {
+  return (
+    parseFast(text, file) ?? (await import('./config-positions.js')).parseWithPositions(text, file)
+  );
 }
 
 /**
@@ -99,66 +73,6 @@ export function parseFast(text: string, file: string): GrantsConfig | undefined 
 }
 
 /**
- * Parses with the `yaml` library's document of nodes, which keeps every position: the reader
- * of files that are wrong (or that the fast pass does not read). Exported for the
- * differential test.
- */
-export function parseWithPositions(text: string, file: string): GrantsConfig {
-  const { doc, lineCounter, problems } = readYaml(text);
-  const issues: ConfigIssue[] = [];
-  const at = (offset: number | undefined): Location => {
-    const pos = lineCounter.linePos(offset ?? 0);
-    return { file, line: pos.line, col: pos.col };
-  };
-  const report = (loc: Location, message: string) => issues.push({ ...loc, message });
-  const fail = (): never => {
-    throw new ConfigError(capIssues(sortIssues(issues)));
-  };
-
-  for (const problem of problems) {
-    const loc = at(problem.offset);
-    // One syntax slip often yields several parser errors at the same spot: report the first.
-    if (issues.some((i) => i.line === loc.line && i.col === loc.col)) continue;
-    report(loc, problem.message);
-  }
-  if (issues.length || !doc) {
-    // A file that does not parse may be anything: if it looks like a secret, say only that.
-    const look = doc ? secretLook(text) : undefined;
-    if (look) throw new ConfigError([{ file, line: 1, col: 1, message: notGrantsFile(look) }]);
-    fail();
-  }
-  const parsed = doc as NonNullable<typeof doc>;
-  if (parsed.contents === null) {
-    report(at(0), 'the file is empty: expected a grants file (see docs/config.md)');
-    fail();
-  }
-  const converted = yamlData(parsed);
-  if ('problem' in converted) {
-    report(at(converted.problem.offset), converted.problem.message);
-    fail();
-  }
-  const data = 'data' in converted ? converted.data : undefined;
-  if (!isMap(parsed.contents)) {
-    report(at(0), notGrantsFile(secretLook(text) ?? `its content is ${kindOf(data)}`));
-    fail();
-  }
-
-  const locate = (path: Path, key = false): Location =>
-    at(nodeAt(parsed.contents, path, key)?.range?.[0]);
-  const validate = schemaValidator();
-  if (!validate(data)) {
-    for (const e of validate.errors ?? []) {
-      const issue = describeSchemaError(e, data);
-      if (issue) report(locate(issue.path, issue.atKey), issue.message);
-    }
-  }
-
-  const config = checkMeaning(data, file, locate, report);
-  if (issues.length || !config) fail();
-  return config as GrantsConfig;
-}
-
-/**
  * The error for a grants file over the size limit, for sources that can tell before reading it
  * all (a file's size, an S3 object's length); `bytes` undefined when only "more" is known.
  */
@@ -168,7 +82,7 @@ export function oversizedGrants(file: string, bytes: number | undefined): Config
 }
 
 /** The first {@link MAX_ISSUES} issues, and one more saying how many are not shown. */
-function capIssues(issues: ConfigIssue[]): ConfigIssue[] {
+export function capIssues(issues: ConfigIssue[]): ConfigIssue[] {
   const next = issues[MAX_ISSUES];
   if (!next) return issues;
   return [
@@ -177,7 +91,7 @@ function capIssues(issues: ConfigIssue[]): ConfigIssue[] {
   ];
 }
 
-function sortIssues(issues: ConfigIssue[]): ConfigIssue[] {
+export function sortIssues(issues: ConfigIssue[]): ConfigIssue[] {
   const seen = new Set<string>();
   return issues
     .filter((i) => {
@@ -187,30 +101,6 @@ function sortIssues(issues: ConfigIssue[]): ConfigIssue[] {
       return true;
     })
     .sort((a, b) => a.line - b.line || a.col - b.col);
-}
-
-/** Finds the YAML node at a data path; with `key`, the key node of the last step instead. */
-function nodeAt(root: unknown, path: Path, key = false): YamlNode | undefined {
-  let node = root as YamlNode | undefined;
-  let keyNode: YamlNode | undefined;
-  for (const step of path) {
-    if (isMap(node)) {
-      const pair = node.items.find(
-        (p: Pair) => isScalar(p.key) && String(p.key.value) === String(step),
-      );
-      if (!pair) return node;
-      keyNode = pair.key as YamlNode;
-      node = (pair.value ?? pair.key) as YamlNode;
-    } else if (isSeq(node) && typeof step === 'number') {
-      const item = node.items[step] as YamlNode | undefined;
-      if (!item) return node;
-      keyNode = item;
-      node = item;
-    } else {
-      return node;
-    }
-  }
-  return key ? (keyNode ?? node) : node;
 }
 
 const HOST_RE = /^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?(:[0-9]{1,5})?$/;
@@ -224,7 +114,7 @@ function isRecord(v: unknown): v is Record<string, unknown> {
  * durations and their bounds, duplicates and conflicts between grants. Returns the model when
  * the parts it needs are well-formed (other issues may still have been reported).
  */
-function checkMeaning(
+export function checkMeaning(
   data: unknown,
   file: string,
   locate: (path: Path, key?: boolean) => Location,

@@ -10,7 +10,7 @@
  */
 
 import { createPublicKey, X509Certificate } from 'node:crypto';
-import { parsePemCertificates, spkiOfCertificate } from './x509.js';
+import { parsePemCertificates, spkiOfCertificate } from './certificate-pem.js';
 
 const DAY_MS = 86_400_000;
 /** Within this many days of the newest certificate's end, each run warns (and the stack alarms). */

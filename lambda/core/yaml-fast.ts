@@ -30,7 +30,7 @@ import {
   type ScalarEvent,
 } from 'js-yaml';
 import type { Path } from './schema-errors.js';
-import { MAX_GRANTS_BYTES, MAX_MAPPING_KEYS, MAX_NESTING } from './yaml.js';
+import { MAX_GRANTS_BYTES, MAX_MAPPING_KEYS, MAX_NESTING } from './yaml-limits.js';
 
 /**
  * Where a collection starts, and its children: a scalar child is only the offset where it

@@ -23,45 +23,20 @@ import {
   YAMLParseError,
 } from 'yaml';
 import { oneLine } from './text.js';
-
-/** Largest grants file read, in bytes (10 MiB: about 100,000 principals, docs/performance.md). */
-export const MAX_GRANTS_BYTES = 10 * 1024 * 1024;
-/** Deepest nesting of mappings and lists (a grants file needs 6). */
-export const MAX_NESTING = 16;
-/** Most keys in one mapping (a grants file's largest mapping has 4). */
-export const MAX_MAPPING_KEYS = 100;
-/** Most alias expansions in one file (YAML anchors and `*aliases`). */
-export const MAX_ALIAS_EXPANSIONS = 100;
-
-/** A problem at a character offset of the text. */
-export interface YamlProblem {
-  readonly offset: number;
-  readonly message: string;
-}
+import {
+  formatCount,
+  MAX_ALIAS_EXPANSIONS,
+  MAX_MAPPING_KEYS,
+  MAX_NESTING,
+  sizeProblem,
+  type YamlProblem,
+} from './yaml-limits.js';
 
 /** The outcome of reading: the document (when it could be built) and the problems found. */
 export interface YamlRead {
   readonly doc: Document.Parsed | undefined;
   readonly lineCounter: LineCounter;
   readonly problems: readonly YamlProblem[];
-}
-
-/** `n` with thousands separators, for limits in messages. */
-function count(n: number): string {
-  return n.toLocaleString('en-US');
-}
-
-/**
- * The problem with a text of `bytes` bytes, if it is over the size limit. `bytes` undefined:
- * a source that stopped reading at the limit, so it knows only that there is more.
- */
-export function sizeProblem(bytes: number | undefined): YamlProblem | undefined {
-  if (bytes !== undefined && bytes <= MAX_GRANTS_BYTES) return undefined;
-  const size = bytes === undefined ? 'larger than' : `${count(bytes)} bytes, over`;
-  return {
-    offset: 0,
-    message: `the file is ${size} the limit of ${count(MAX_GRANTS_BYTES)} bytes (10 MiB) for a grants file`,
-  };
 }
 
 /**
@@ -122,7 +97,7 @@ function structureProblem(doc: CST.Document): YamlProblem | undefined {
     if (isMapping && token.items.length > MAX_MAPPING_KEYS)
       return {
         offset: token.offset,
-        message: `a mapping with ${count(token.items.length)} keys, over the limit of ${MAX_MAPPING_KEYS}`,
+        message: `a mapping with ${formatCount(token.items.length)} keys, over the limit of ${MAX_MAPPING_KEYS}`,
       };
     // Pushed in reverse, so the first problem in the file is the one found.
     for (let i = token.items.length - 1; i >= 0; i--) {

@@ -134,10 +134,10 @@ export class GrantsCache {
     | undefined;
 
   /** The model of `text`, parsed now unless it is the text last parsed for `file`. */
-  parse(text: string, file: string): GrantsConfig {
+  async parse(text: string, file: string): Promise<GrantsConfig> {
     const last = this.#last;
     if (last?.file === file && last.text === text) return last.config;
-    const config = parseGrants(text, file);
+    const config = await parseGrants(text, file);
     this.#last = { file, text, config };
     return config;
   }
@@ -172,7 +172,7 @@ export async function loadGrants(
   cache?: GrantsCache,
 ): Promise<{ config: GrantsConfig; version: string | undefined }> {
   const { text, version } = await source.read();
-  const config = cache ? cache.parse(text, source.name) : parseGrants(text, source.name);
+  const config = await (cache ? cache.parse(text, source.name) : parseGrants(text, source.name));
   return { config, version };
 }
 

@@ -2,7 +2,8 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from '@jest/globals';
 import schema from '../../config-schema/grants.schema.json' with { type: 'json' };
-import { DEFAULT_MAX_TOKEN_BYTES, parseGrants } from '../../lambda/core/config.js';
+import { DEFAULT_MAX_TOKEN_BYTES } from '../../lambda/core/config.js';
+import { parseGrantsSync } from '../../lambda/core/config-positions.js';
 import { PRINCIPAL_ARN_PATTERN } from '../../lambda/core/principal.js';
 import { REPOSITORY_PATTERN_SCHEMA } from '../../lambda/core/repository.js';
 import { ConfigError, formatIssue } from '../../lambda/errors.js';
@@ -11,7 +12,7 @@ const INVALID = 'test/fixtures/invalid';
 
 function issuesOf(text: string, file: string): string[] {
   try {
-    parseGrants(text, file);
+    parseGrantsSync(text, file);
   } catch (err) {
     if (err instanceof ConfigError) return err.issues.map(formatIssue);
     throw err;
@@ -57,7 +58,7 @@ describe('invalid grants files', () => {
 
 describe('valid grants files', () => {
   it('accepts the example as written and reads its meaning', () => {
-    const config = parseGrants(readFileSync('examples/grants.yaml', 'utf8'), 'grants.yaml');
+    const config = parseGrantsSync(readFileSync('examples/grants.yaml', 'utf8'), 'grants.yaml');
     expect(config.registry).toEqual({
       host: 'registry.example.com',
       service: 'registry.example.com',
@@ -87,7 +88,7 @@ describe('valid grants files', () => {
   });
 
   it('applies defaults when optional fields are left out', () => {
-    const config = parseGrants(
+    const config = parseGrantsSync(
       `version: 1
 registry: {host: 'localhost:5000', service: s, issuer: i}
 grants:
@@ -102,7 +103,7 @@ grants:
   });
 
   it('lets a grant without ttl share a principal with a grant that sets one', () => {
-    const config = parseGrants(
+    const config = parseGrantsSync(
       `version: 1
 registry: {host: r, service: s, issuer: i}
 grants:

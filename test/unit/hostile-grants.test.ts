@@ -8,14 +8,14 @@
 import { truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
-import { parseGrants } from '../../lambda/core/config.js';
+import { parseGrantsSync } from '../../lambda/core/config-positions.js';
 import { escapeControl, quote } from '../../lambda/core/text.js';
 import {
   MAX_ALIAS_EXPANSIONS,
   MAX_GRANTS_BYTES,
   MAX_MAPPING_KEYS,
   MAX_NESTING,
-} from '../../lambda/core/yaml.js';
+} from '../../lambda/core/yaml-limits.js';
 import { ConfigError } from '../../lambda/errors.js';
 import { cli } from '../helpers/cli.js';
 import { makeTempDir, removeTempDir } from '../helpers/tmp.js';
@@ -68,7 +68,7 @@ describe('limits checked before parsing', () => {
 
   it('refuses text over the size limit from any source', () => {
     const text = `${HEAD}${grant('arn:aws:iam::111122223333:role/ci')}#${'x'.repeat(MAX_GRANTS_BYTES)}\n`;
-    expect(() => parseGrants(text, 's3://config/grants.yaml')).toThrow(
+    expect(() => parseGrantsSync(text, 's3://config/grants.yaml')).toThrow(
       new ConfigError([
         {
           file: 's3://config/grants.yaml',
@@ -84,7 +84,7 @@ describe('limits checked before parsing', () => {
     const body = HEAD + grant('arn:aws:iam::111122223333:role/ci');
     const text = `${body}#${'x'.repeat(MAX_GRANTS_BYTES - body.length - 2)}\n`;
     expect(Buffer.byteLength(text)).toBe(MAX_GRANTS_BYTES);
-    expect(parseGrants(text, 'g.yaml').grants).toHaveLength(1);
+    expect(parseGrantsSync(text, 'g.yaml').grants).toHaveLength(1);
   });
 
   it.each([
@@ -121,7 +121,7 @@ describe('limits checked before parsing', () => {
     const keys = `version: 1\nx: {${Array.from({ length: MAX_MAPPING_KEYS }, (_, i) => `k${i}: 1`).join(', ')}}\n`;
     for (const text of [nested, keys]) {
       try {
-        parseGrants(text, 'g.yaml');
+        parseGrantsSync(text, 'g.yaml');
       } catch (err) {
         // Only schema problems are left: the limits let the file through.
         expect((err as ConfigError).issues.map((i) => i.message)).not.toContainEqual(
@@ -146,7 +146,7 @@ describe('aliases', () => {
   - principal: arn:aws:iam::111122223333:role/web
     access: *same
 `;
-    expect(parseGrants(text, 'g.yaml').grants).toHaveLength(2);
+    expect(parseGrantsSync(text, 'g.yaml').grants).toHaveLength(2);
   });
 });
 

@@ -7,7 +7,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
-import { parseGrants } from '../../lambda/core/config.js';
+import { parseGrantsSync } from '../../lambda/core/config-positions.js';
 import {
   describeShortLifetime,
   minimumLifetime,
@@ -48,7 +48,7 @@ function grants(tokenTtl: string | undefined, ...list: [string[], string | undef
 
 /** Each short lifetime as `LINE:COL setting seconds principals`. */
 function short(text: string, schedule = HOURLY): string[] {
-  return shortLifetimes(parseGrants(text, 'g.yaml'), schedule).map(
+  return shortLifetimes(parseGrantsSync(text, 'g.yaml'), schedule).map(
     (s) =>
       `${s.at ? `${s.at.line}:${s.at.col}` : '-'} ${s.setting} ${s.seconds} ${s.principals.map((p) => p.split('/')[1]).join(',')}`,
   );
@@ -84,7 +84,7 @@ describe('shortLifetimes', () => {
 
   it('the default tokenTtl (12h) against a 6 hour schedule: no position, the setting named', () => {
     const schedule = { periodSeconds: 6 * 3600, marginSeconds: 300 };
-    const config = parseGrants(grants(undefined, [['a'], undefined]), 'g.yaml');
+    const config = parseGrantsSync(grants(undefined, [['a'], undefined]), 'g.yaml');
     const [only, ...rest] = shortLifetimes(config, schedule);
     expect(rest).toEqual([]);
     expect(describeShortLifetime('g.yaml', only as never, schedule)).toBe(
@@ -93,7 +93,7 @@ describe('shortLifetimes', () => {
   });
 
   it('names three principals and counts the rest', () => {
-    const config = parseGrants(grants('12h', [['a', 'b', 'c', 'd', 'e'], '1h']), 'g.yaml');
+    const config = parseGrantsSync(grants('12h', [['a', 'b', 'c', 'd', 'e'], '1h']), 'g.yaml');
     const [only] = shortLifetimes(config, HOURLY);
     expect(describeShortLifetime('g.yaml', only as never, HOURLY)).toBe(
       'g.yaml:11:10: ttl 1h is shorter than 2 × schedule (1h) + margin (5m) = 2h5m: when one scheduled run fails, these tokens expire before they are replaced (arn:aws:iam::111122223333:role/a, arn:aws:iam::111122223333:role/b, arn:aws:iam::111122223333:role/c and 2 more). Raise it to at least 2h5m.',

@@ -1,5 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
-import { parseGrants } from '../../lambda/core/config.js';
+import { parseGrantsSync } from '../../lambda/core/config-positions.js';
 import { planChanges, renderPlan } from '../../lambda/core/plan.js';
 
 const head = `version: 1
@@ -7,7 +7,7 @@ registry: {host: registry.example.com, service: registry.example.com, issuer: re
 tokenTtl: 12h
 grants:
 `;
-const grants = (body: string) => parseGrants(head + body, 'g.yaml');
+const grants = (body: string) => parseGrantsSync(head + body, 'g.yaml');
 
 const OLD = grants(`  - principal: arn:aws:iam::111122223333:role/ci
     access:
@@ -97,7 +97,7 @@ Principals: 1 added, 1 changed, 1 removed, 1 unchanged
       changed: 0,
       unchanged: 0,
     });
-    const moved = parseGrants(
+    const moved = parseGrantsSync(
       head.replace('issuer: regtoken', 'issuer: other') +
         '  - principal: arn:aws:iam::111122223333:user/carol\n    access: [{repository: docs, actions: [pull]}]\n',
       'g.yaml',

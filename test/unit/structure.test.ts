@@ -188,6 +188,14 @@ describe('code shape', () => {
     expect(loadedPackages('lambda/handler.ts', /^@aws-sdk\//)).not.toEqual([]);
   });
 
+  it('loads neither the position-keeping YAML reader nor the ASN.1 libraries when the CLI starts', () => {
+    // `yaml` reads only a grants file with a problem (parseGrants in lambda/core/config.ts loads
+    // it then); the ASN.1 libraries only make a certificate (lambda/adapters/pem-signer.ts).
+    expect(loadedPackages('lambda/cli/main.ts', /^(yaml|@peculiar\/.*|asn1js)$/)).toEqual([]);
+    // The check itself: the CDK app reads grants at once, with the position-keeping reader.
+    expect(loadedPackages('infra/minter/checks.ts', /^yaml$/)).not.toEqual([]);
+  });
+
   it('measures functions and finds circles (the checks themselves)', () => {
     const body = Array.from({ length: 5 }, (_, i) => `  const v${i} = ${i};`).join('\n');
     const source = ts.createSourceFile(

@@ -2,7 +2,7 @@ import { createPublicKey } from 'node:crypto';
 import { describe, expect, it } from '@jest/globals';
 import { compactVerify, decodeProtectedHeader, importX509, jwtVerify } from 'jose';
 import { localSigningKey } from '../../lambda/adapters/pem-signer.js';
-import { parseGrants } from '../../lambda/core/config.js';
+import { parseGrantsSync } from '../../lambda/core/config-positions.js';
 import { resolveAccess } from '../../lambda/core/grants.js';
 import { libtrustKeyId } from '../../lambda/core/libtrust.js';
 import { buildClaims, decodeClaims, signToken } from '../../lambda/core/token.js';
@@ -24,7 +24,7 @@ grants:
 
 describe('claims', () => {
   it('are exactly what the registry checks, with a fixed clock', () => {
-    const config = parseGrants(GRANTS, 'g.yaml');
+    const config = parseGrantsSync(GRANTS, 'g.yaml');
     const [access] = resolveAccess(config, ['base/alpine', 'other/x']);
     if (!access) throw new Error('no access');
     const claims = buildClaims({
@@ -102,7 +102,7 @@ describe('signed tokens', () => {
   });
 
   it('encode the claims exactly as JSON.stringify does, for shared and unshared access lists', async () => {
-    const config = parseGrants(
+    const config = parseGrantsSync(
       `version: 1
 registry: {host: r.test, service: r.test, issuer: regtoken}
 grants:

@@ -10,10 +10,11 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from '@jest/globals';
 import { generateWorkload } from '../../bench/generate.js';
-import { parseFast, parseGrants, parseWithPositions } from '../../lambda/core/config.js';
+import { parseFast, parseGrants } from '../../lambda/core/config.js';
+import { parseGrantsSync, parseWithPositions } from '../../lambda/core/config-positions.js';
 import type { GrantsConfig } from '../../lambda/core/grants.js';
-import { MAX_MAPPING_KEYS, MAX_NESTING } from '../../lambda/core/yaml.js';
 import { readYamlFast } from '../../lambda/core/yaml-fast.js';
+import { MAX_MAPPING_KEYS, MAX_NESTING } from '../../lambda/core/yaml-limits.js';
 import { ConfigError, formatIssue } from '../../lambda/errors.js';
 import { ROOT } from '../helpers/cdk.js';
 
@@ -32,10 +33,10 @@ function full(text: string): { model: unknown } | { issues: string[] } {
   }
 }
 
-/** What parseGrants answers, in the same form. */
+/** What parseGrantsSync answers, in the same form. */
 function answer(text: string): { model: unknown } | { issues: string[] } {
   try {
-    return { model: plain(parseGrants(text, 'g.yaml')) };
+    return { model: plain(parseGrantsSync(text, 'g.yaml')) };
   } catch (err) {
     if (err instanceof ConfigError) return { issues: err.issues.map(formatIssue) };
     throw err;
@@ -43,7 +44,7 @@ function answer(text: string): { model: unknown } | { issues: string[] } {
 }
 
 /**
- * Checks one text: a model from the fast pass is the full reader's model, and parseGrants
+ * Checks one text: a model from the fast pass is the full reader's model, and parseGrantsSync
  * answers exactly as the full reader does. Returns whether the fast pass read it.
  */
 function agree(text: string, name: string): boolean {
@@ -229,6 +230,26 @@ describe('the fast first pass over grants files', () => {
     for (const { name, text } of files) if (agree(text, name)) read += 1;
     // The valid examples are read by the fast pass (the invalid fixtures fall back).
     expect(read).toBeGreaterThanOrEqual(2);
+  });
+
+  it('parseGrants, which loads the full reader only when it is needed, answers as parseGrantsSync', async () => {
+    const all = fixtures();
+    let full = 0;
+    for (const { name, text } of all) {
+      const expected = answer(text);
+      let got: { model: unknown } | { issues: string[] };
+      try {
+        got = { model: plain(await parseGrants(text, 'g.yaml')) };
+      } catch (err) {
+        if (!(err instanceof ConfigError)) throw err;
+        got = { issues: err.issues.map(formatIssue) };
+      }
+      expect({ name, ...got }).toEqual({ name, ...expected });
+      if (parseFast(text, 'g.yaml') === undefined) full += 1;
+    }
+    // Both ways were taken: valid files by the fast pass alone, the others by the full reader.
+    expect(full).toBeGreaterThan(10);
+    expect(all.length - full).toBeGreaterThanOrEqual(2);
   });
 
   it('reads generated workloads in many styles as the full reader does', () => {

@@ -5,7 +5,7 @@
 import { HeadObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { oversizedGrants } from '../../core/config.js';
 import type { ConfigSource } from '../../core/ports.js';
-import { MAX_GRANTS_BYTES } from '../../core/yaml.js';
+import { MAX_GRANTS_BYTES } from '../../core/yaml-limits.js';
 import { InputError, NotFoundError } from '../../errors.js';
 import { describeAwsError } from '../aws.js';
 import { readText, type S3Location, TooLargeError } from './shared.js';
