@@ -1,5 +1,10 @@
 import { describe, expect, it } from '@jest/globals';
-import { parsePrincipal, principalIdentity, tokenKey } from '../../lambda/core/principal.js';
+import {
+  parsePrincipal,
+  parsePrincipalStepwise,
+  principalIdentity,
+  tokenKey,
+} from '../../lambda/core/principal.js';
 
 describe('parsePrincipal accepts IAM users and roles', () => {
   it.each([
@@ -55,6 +60,50 @@ describe('parsePrincipal refuses what cannot own a token', () => {
     const r = parsePrincipal(arn);
     expect(r.ok).toBe(false);
     if (!r.ok) expect(r.reason).toContain(reason);
+  });
+});
+
+describe('parsePrincipal reads a valid ARN in one match', () => {
+  it('answers as the step-by-step checks on 20,000 mutated ARNs', () => {
+    // Seeds of every shape, then one to three edits each: a character from the ARN alphabet
+    // and its neighbours inserted, deleted or replaced (xorshift32, so every run is the same).
+    const seeds = [
+      'arn:aws:iam::111122223333:role/ci-runner',
+      'arn:aws:iam::111122223333:role/web/ec2-web',
+      'arn:aws-cn:iam::111122223333:user/a/b/c/Svc+Name=x',
+      'arn:aws-us-gov:iam::111122223333:user/ops/bob@example.com',
+      `arn:aws:iam::111122223333:role/${'p/'.repeat(110)}x`,
+      `arn:aws:iam::111122223333:user/${'n'.repeat(64)}`,
+    ];
+    const alphabet = 'arn:aws-cniuvgolestr/*?, 0123456789AZaz+=.@_-\n';
+    let x = 0x2545f491;
+    const next = (n: number) => {
+      x ^= x << 13;
+      x ^= x >>> 17;
+      x ^= x << 5;
+      return (x >>> 0) % n;
+    };
+    let valid = 0;
+    for (let i = 0; i < 20_000; i++) {
+      let arn = seeds[next(seeds.length)] as string;
+      for (let edits = 1 + next(3); edits > 0; edits--) {
+        const at = next(arn.length + 1);
+        const c = alphabet[next(alphabet.length)] as string;
+        const op = next(3);
+        arn =
+          op === 0
+            ? arn.slice(0, at) + c + arn.slice(at)
+            : op === 1
+              ? arn.slice(0, at) + arn.slice(at + 1)
+              : arn.slice(0, at) + c + arn.slice(at + 1);
+      }
+      const expected = parsePrincipalStepwise(arn);
+      expect({ arn, ...parsePrincipal(arn) }).toEqual({ arn, ...expected });
+      if (expected.ok) valid += 1;
+    }
+    // Both kinds were tried: mutations that stay valid and ones that do not.
+    expect(valid).toBeGreaterThan(2_000);
+    expect(valid).toBeLessThan(18_000);
   });
 });
 
