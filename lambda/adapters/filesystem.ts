@@ -167,9 +167,19 @@ export class FileTokenStore implements TokenStore {
   readonly #tmpTag = randomBytes(6).toString('hex');
   #tmpCount = 0;
 
-  constructor(readonly dir: string) {}
+  /** `join(dir, key)` of a token's key, whose segments need no normalizing: the folder, joined once. */
+  readonly #tokenPrefix: string;
+
+  constructor(readonly dir: string) {
+    this.#tokenPrefix = join(dir, 'tokens', '_').slice(0, -1);
+  }
 
   locate(key: string): string {
+    // A run locates each of its thousands of tokens twice (to write it, and in its summary).
+    if (isTokenKey(key)) {
+      const rest = key.slice('tokens/'.length);
+      return this.#tokenPrefix + (sep === '/' ? rest : rest.replaceAll('/', sep));
+    }
     return join(this.dir, ...key.split('/'));
   }
 
