@@ -165,11 +165,11 @@ type Locate = (path: Path, key?: boolean) => Location;
 interface AcrossGrants {
   /**
    * Each principal's identity (see principalIdentity) and how and where it was first written.
-   * Places are kept as paths and located only for a message: a valid file needs none of them.
+   * Places are kept as {@link Place}s and located only for a message: a valid file needs none.
    */
-  readonly firstSeen: Map<string, { arn: string; path: Path }>;
+  readonly firstSeen: Map<string, { arn: string; place: Place }>;
   /** Each principal's first explicit ttl. */
-  readonly explicitTtl: Map<string, { seconds: number; text: string; path: Path }>;
+  readonly explicitTtl: Map<string, { seconds: number; text: string; place: Place }>;
 }
 
 /** The registry settings, when they are all there; reports a malformed host. */
@@ -229,58 +229,75 @@ function checkPrincipals(
   locate: Locate,
   fail: Fail,
 ): { principals: Principal[]; complete: boolean } {
-  let complete = true;
-  const listed: { value: unknown; path: Path }[] =
-    typeof g.principal === 'string'
-      ? [{ value: g.principal, path: [...base, 'principal'] }]
-      : Array.isArray(g.principals)
-        ? g.principals.map((value, i) => ({ value, path: [...base, 'principals', i] }))
-        : [];
+  const single = typeof g.principal === 'string';
+  const listed: readonly unknown[] = single
+    ? [g.principal]
+    : Array.isArray(g.principals)
+      ? g.principals
+      : [];
+  // Places are made only for a message: a valid file (most principals) needs none.
+  const placeOf = (index: number): Place => ({ base, index: single ? undefined : index });
+  let complete = listed.length > 0;
   const principals: Principal[] = [];
-  const inGrant = new Map<string, Path>();
-  for (const { value, path } of listed) {
+  const inGrant = new Map<string, number>();
+  for (let i = 0; i < listed.length; i++) {
+    const value = listed[i];
     if (typeof value !== 'string') {
       complete = false;
       continue;
     }
     const parsed = parsePrincipal(value);
     if (!parsed.ok) {
-      fail(path, parsed.reason);
+      fail(pathOf(placeOf(i)), parsed.reason);
       complete = false;
       continue;
     }
     const p = parsed.value;
     const id = principalIdentity(p);
     const dupe = inGrant.get(id);
-    if (dupe) {
+    if (dupe !== undefined) {
       fail(
-        path,
-        `principal ${quote(p.arn, MAX_PRINCIPAL_ARN_LENGTH)} is listed twice in this grant (first at line ${locate(dupe).line})`,
+        pathOf(placeOf(i)),
+        `principal ${quote(p.arn, MAX_PRINCIPAL_ARN_LENGTH)} is listed twice in this grant (first at line ${locate(pathOf(placeOf(dupe))).line})`,
       );
       continue;
     }
-    inGrant.set(id, path);
+    inGrant.set(id, i);
     const prev = across.firstSeen.get(id);
-    if (!prev) across.firstSeen.set(id, { arn: p.arn, path });
+    if (!prev) across.firstSeen.set(id, { arn: p.arn, place: placeOf(i) });
     else if (prev.arn !== p.arn)
       fail(
-        path,
-        `${quote(p.arn, MAX_PRINCIPAL_ARN_LENGTH)} and ${quote(prev.arn, MAX_PRINCIPAL_ARN_LENGTH)} (line ${locate(prev.path).line}) are the same ${p.type} for IAM (names are unique per account, ignoring case and path): write it one way`,
+        pathOf(placeOf(i)),
+        `${quote(p.arn, MAX_PRINCIPAL_ARN_LENGTH)} and ${quote(prev.arn, MAX_PRINCIPAL_ARN_LENGTH)} (line ${locate(pathOf(prev.place)).line}) are the same ${p.type} for IAM (names are unique per account, ignoring case and path): write it one way`,
       );
     // A grant without ttl defers to others; two different explicit lifetimes are a conflict.
     if (grantTtl !== undefined && typeof g.ttl === 'string') {
       const other = across.explicitTtl.get(id);
-      if (!other) across.explicitTtl.set(id, { seconds: grantTtl, text: g.ttl, path });
+      if (!other) across.explicitTtl.set(id, { seconds: grantTtl, text: g.ttl, place: placeOf(i) });
       else if (other.seconds !== grantTtl)
         fail(
           [...base, 'ttl'],
-          `conflicting ttl for ${quote(p.arn, MAX_PRINCIPAL_ARN_LENGTH)}: ${excerpt(g.ttl)} here, ${excerpt(other.text)} in the grant at line ${locate(other.path).line}`,
+          `conflicting ttl for ${quote(p.arn, MAX_PRINCIPAL_ARN_LENGTH)}: ${excerpt(g.ttl)} here, ${excerpt(other.text)} in the grant at line ${locate(pathOf(other.place)).line}`,
         );
     }
     principals.push(p);
   }
-  if (listed.length === 0) complete = false;
   return { principals, complete };
+}
+
+/**
+ * Where a principal is written: its grant's path and its index in `principals`, or undefined
+ * for a grant's single `principal`.
+ */
+interface Place {
+  readonly base: Path;
+  readonly index: number | undefined;
+}
+
+function pathOf(place: Place): Path {
+  return place.index === undefined
+    ? [...place.base, 'principal']
+    : [...place.base, 'principals', place.index];
 }
 
 /** The access entries of grant `g` at `base`: patterns, actions, no entry twice. */
