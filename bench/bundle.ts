@@ -77,18 +77,32 @@ async function esbuildBundle(root: string, outdir: string): Promise<string> {
   return outfile;
 }
 
-function coldLoad(file: string, runs: number, nodeOptions: string): number[] {
+/** One new `node` process importing `file`: how long the import took, ms. */
+function coldLoad(file: string, nodeOptions: string): number {
   const script = `const t = performance.now(); await import(${JSON.stringify(pathToFileURL(file).href)}); process.stdout.write(String(performance.now() - t));`;
-  const samples: number[] = [];
+  const out = execFileSync(process.execPath, ['--input-type=module', '-e', script], {
+    // No AWS settings and no proxy: loading must not need them (nor the network).
+    env: { PATH: process.env.PATH ?? '', NODE_OPTIONS: nodeOptions },
+    encoding: 'utf8',
+  });
+  return Number(out);
+}
+
+/**
+ * `runs` cold loads of `file` with source maps (as deployed) and as many without, alternating,
+ * so that a change in the machine's load (the stack was just synthesized) weighs on both alike.
+ * One untimed load of each first: every timed one finds the bundle and its map in the page cache.
+ */
+export function coldLoads(file: string, runs: number): { withMaps: number[]; without: number[] } {
+  coldLoad(file, '--enable-source-maps');
+  coldLoad(file, '');
+  const withMaps: number[] = [];
+  const without: number[] = [];
   for (let i = 0; i < runs; i++) {
-    const out = execFileSync(process.execPath, ['--input-type=module', '-e', script], {
-      // No AWS settings and no proxy: loading must not need them (nor the network).
-      env: { PATH: process.env.PATH ?? '', NODE_OPTIONS: nodeOptions },
-      encoding: 'utf8',
-    });
-    samples.push(Number(out));
+    withMaps.push(coldLoad(file, '--enable-source-maps'));
+    without.push(coldLoad(file, ''));
   }
-  return samples;
+  return { withMaps, without };
 }
 
 /** Builds the bundle (synth, or the esbuild fallback) into `outdir` and measures it. */
@@ -111,10 +125,7 @@ export async function measureBundle(
   }
   const code = readFileSync(file);
   const map = `${file}.map`;
-  // One untimed load first, so every timed one finds the file in the page cache.
-  coldLoad(file, 1, '');
-  const samples = coldLoad(file, options.runs, '--enable-source-maps');
-  const samplesNoSourceMaps = coldLoad(file, options.runs, '');
+  const { withMaps: samples, without: samplesNoSourceMaps } = coldLoads(file, options.runs);
   return {
     method,
     note,
