@@ -68,9 +68,14 @@ export type ExclusiveResult =
 export async function mintExclusive(deps: MintDeps, lock: RunLock): Promise<ExclusiveResult> {
   // A bad grants file must leave the store exactly as it was, lock object included: check it
   // before taking the lock (the run reads it again under the lock, to mint the latest).
-  await loadGrants(deps.config, deps.grantsCache);
   // Likewise a store this run may not write at all (a bucket serving another token store).
-  await deps.store.claim?.();
+  // Both only read, so they run side by side; a bad grants file is reported first.
+  const [grants, claim] = await Promise.allSettled([
+    loadGrants(deps.config, deps.grantsCache),
+    deps.store.claim?.(),
+  ]);
+  if (grants.status === 'rejected') throw grants.reason;
+  if (claim.status === 'rejected') throw claim.reason;
   let last: MintResult | undefined;
   for (let pass = 1; pass <= MAX_PASSES; pass++) {
     const lease = await lock.acquire();

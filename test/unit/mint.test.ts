@@ -7,7 +7,7 @@ import { describe, expect, it } from '@jest/globals';
 import type { ConfigSource, PrincipalDirectory, Signer } from '../../lambda/core/ports.js';
 import { noMetrics, silentLogger } from '../../lambda/core/ports.js';
 import { decodeClaims } from '../../lambda/core/token.js';
-import { ConfigError } from '../../lambda/errors.js';
+import { ConfigError, StoreError } from '../../lambda/errors.js';
 import { MAX_PASSES, mint, mintExclusive } from '../../lambda/mint.js';
 import { FIXED_NOW } from '../helpers/keys.js';
 import { FakeLock, fixedSigner, MemoryConfig, MemoryStore } from '../helpers/memory-ports.js';
@@ -213,6 +213,32 @@ describe('mintExclusive', () => {
       mintExclusive(deps(new MemoryConfig('grants: []\n'), new MemoryStore()), lock),
     ).rejects.toBeInstanceOf(ConfigError);
     expect(lock.events).toEqual([]);
+  });
+
+  it('checks the store it may write alongside the config, reporting a bad config first', async () => {
+    // A bucket that already serves another token store (S3TokenStore.claim refuses it).
+    class ClaimedStore extends MemoryStore {
+      claims = 0;
+      async claim(): Promise<void> {
+        this.claims += 1;
+        throw new StoreError(
+          's3://tokens: the bucket already serves the token store at s3://tokens/other',
+        );
+      }
+    }
+    const lock = new FakeLock();
+    const bad = new ClaimedStore();
+    await expect(
+      mintExclusive(deps(new MemoryConfig('grants: []\n'), bad), lock),
+    ).rejects.toBeInstanceOf(ConfigError);
+    const claimed = new ClaimedStore();
+    await expect(mintExclusive(deps(new MemoryConfig(grants()), claimed), lock)).rejects.toThrow(
+      'already serves the token store',
+    );
+    // Both checks ran (side by side), and neither run took the lock or wrote anything.
+    expect([bad.claims, claimed.claims]).toEqual([1, 1]);
+    expect(lock.events).toEqual([]);
+    expect(bad.writes + claimed.writes).toBe(0);
   });
 
   it('releases the lock when the run fails', async () => {
