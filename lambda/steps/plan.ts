@@ -23,6 +23,7 @@ import { describeShortLifetime, type Schedule, shortLifetimes } from '../core/li
 import type {
   ConfigSource,
   Logger,
+  PrincipalCheck,
   PrincipalDirectory,
   RepositoryInventory,
   Signer,
@@ -243,31 +244,29 @@ export async function plan(deps: PlanDeps): Promise<{ plan: MintPlan; key: Signi
     );
 
   let resolved = resolveGrants(config, inventory, deps.grantsCache);
-  const unknown: PrincipalProblem[] = [];
+  const now = clock();
+  // The per-run certificate must outlive the longest token (or the default, if none is minted).
+  // It is taken over every granted principal, before the IAM check leaves out unknown ones, so
+  // the signing key is made while IAM answers: the certificate may outlive what is minted,
+  // never fall short of it. A failed IAM check is still reported first.
+  const maxTtl = resolved.reduce((m, r) => Math.max(m, r.ttlSeconds), config.tokenTtlSeconds);
+  const prepareKey = early(async () =>
+    deps.signer.prepare({
+      now,
+      notAfter: new Date(now.getTime() + maxTtl * 1000),
+      publishedBundle: await readBundle(),
+    }),
+  );
+  let unknown: PrincipalProblem[] = [];
   let unverified: number | undefined;
   if (checkPrincipals) {
     const check = await checkPrincipals();
-    const skip = new Set(check.unknown.map((u) => u.principal.arn));
-    for (const u of check.unknown) {
-      unknown.push({ principal: u.principal.arn, reason: u.reason });
-      logger.warn('unknown principal: no token minted', {
-        principal: u.principal.arn,
-        reason: u.reason,
-      });
-    }
+    unknown = reportUnknown(check, logger);
     unverified = check.unverified.length;
-    if (unverified)
-      logger.info('principals in other accounts minted unverified', { count: unverified });
+    const skip = new Set(unknown.map((u) => u.principal));
     resolved = resolved.filter((r) => !skip.has(r.principal.arn));
   }
-  const now = clock();
-  // The per-run certificate must outlive the longest token (or the default, if none is minted).
-  const maxTtl = resolved.reduce((m, r) => Math.max(m, r.ttlSeconds), config.tokenTtlSeconds);
-  const key = await deps.signer.prepare({
-    now,
-    notAfter: new Date(now.getTime() + maxTtl * 1000),
-    publishedBundle: await readBundle(),
-  });
+  const key = await prepareKey();
   // Root certificates left out, re-issued or expiring within a year: the operators must know.
   warnings.push(...(key.root?.notes ?? []));
 
@@ -319,6 +318,20 @@ export async function plan(deps: PlanDeps): Promise<{ plan: MintPlan; key: Signi
     startedAt,
   };
   return { plan: mintPlan, key };
+}
+
+/** The principals IAM does not know (no token for them), each logged; and how many went unchecked. */
+function reportUnknown(check: PrincipalCheck, logger: Logger): PrincipalProblem[] {
+  for (const u of check.unknown)
+    logger.warn('unknown principal: no token minted', {
+      principal: u.principal.arn,
+      reason: u.reason,
+    });
+  if (check.unverified.length)
+    logger.info('principals in other accounts minted unverified', {
+      count: check.unverified.length,
+    });
+  return check.unknown.map((u) => ({ principal: u.principal.arn, reason: u.reason }));
 }
 
 /**

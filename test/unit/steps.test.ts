@@ -164,6 +164,43 @@ describe('plan', () => {
     ]);
   });
 
+  it('prepares the signing key while IAM answers, and still reports a failed IAM check first', async () => {
+    const events: string[] = [];
+    let prepared: { notAfter: Date } | undefined;
+    const signer = {
+      prepare: async (o: Parameters<typeof fixedSigner.prepare>[0]) => {
+        events.push('prepare');
+        prepared = o;
+        return fixedSigner.prepare(o);
+      },
+    };
+    const slowIam = (fail: boolean): PrincipalDirectory => ({
+      check: async (ps) => {
+        await new Promise((r) => setTimeout(r, 20));
+        events.push('IAM answered');
+        if (fail) throw new Error('IAM: access denied');
+        return directory.check(ps);
+      },
+    });
+    const deps = (fail: boolean) => ({
+      config: new MemoryConfig(grants),
+      store: new PolicyStore(),
+      signer,
+      principals: slowIam(fail),
+      inventory: { name: 'mem://inventory', list: async () => ['team-a/app'] },
+      clock: () => FIXED_NOW,
+      ...quiet,
+    });
+    await plan(deps(false));
+    expect(events).toEqual(['prepare', 'IAM answered']);
+    // alice (2 h, unknown to IAM) is left out of the tokens, not out of the certificate's life:
+    // it covers the longest grant, so it may outlive what is minted, never fall short of it.
+    expect(prepared?.notAfter.getTime()).toBe(FIXED_NOW.getTime() + 7_200_000);
+    events.length = 0;
+    await expect(plan(deps(true))).rejects.toThrow('IAM: access denied');
+    expect(events).toEqual(['prepare', 'IAM answered']);
+  });
+
   it('stops on an invalid config before publishing anything', async () => {
     const store = new PolicyStore();
     await expect(
