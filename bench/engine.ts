@@ -1,6 +1,6 @@
 /**
  * Engine only: config text → every token signed, in memory. It runs the real mint run
- * (lambda/mint.ts: parseGrants, resolveAccess, buildClaims, signToken, token documents) with
+ * (lambda/mint.ts: parseGrants, resolveAccess, claimsEncoder, signEncoded, token documents) with
  * in-memory ports and a local P-256 key, and compares it with its floor measured in the same
  * process: raw ES256 signing (node:crypto, `ieee-p1363`) of exactly the same signing inputs
  * (`header.claims` of the tokens the run made).
@@ -19,7 +19,7 @@ import {
   type TokenDocument,
   type TokenStore,
 } from '../lambda/core/ports.js';
-import { buildClaims, signToken } from '../lambda/core/token.js';
+import { claimsEncoder, signEncoded } from '../lambda/core/token.js';
 import { mint } from '../lambda/mint.js';
 import { GrantsCache } from '../lambda/steps/plan.js';
 import type { Workload } from './generate.js';
@@ -204,13 +204,15 @@ export async function measureEngine(
     const resolved = resolveAccess(cfg, w.inventory);
     resolve.push(performance.now() - t);
     t = performance.now();
+    const encode = claimsEncoder({
+      issuer: cfg.registry.issuer,
+      service: cfg.registry.service,
+      now,
+    });
     for (const access of resolved)
-      await signToken(
-        buildClaims({
-          issuer: cfg.registry.issuer,
-          service: cfg.registry.service,
+      await signEncoded(
+        encode({
           subject: access.principal.arn,
-          now,
           ttlSeconds: access.ttlSeconds,
           jti: 'x'.repeat(22),
           access: access.access,

@@ -61,35 +61,74 @@ function b64url(data: Uint8Array | string): string {
   return Buffer.from(data).toString('base64url');
 }
 
-/**
- * Access lists as JSON, by list. Principals named by the same grants share one list
- * (resolveAccess), and the list is most of a token's claims, so it is serialized once. Lists
- * are read-only (`readonly ResourceAccess[]`): one changed after signing would keep its old JSON.
- */
-const accessJson = new WeakMap<readonly ResourceAccess[], string>();
+/** What comes before an access list in the claims' JSON: `access` is their last key. */
+const ACCESS_KEY = ',"access":';
 
 /**
- * `JSON.stringify(claims)`, byte for byte, with the access list's JSON reused. The shortcut
- * applies when `access` is the last of several keys (as {@link buildClaims} writes them);
- * anything else is serialized whole.
+ * Access lists in base64url, by list. Principals named by the same grants share one list
+ * (resolveAccess), and the list is most of a token's claims, so it is serialized and encoded
+ * once. Base64 turns each 3 bytes into 4 characters, so the encoding of `head + list` is the
+ * head's whole 3-byte groups, then the encoding of the rest: the head's last 0, 1 or 2 bytes
+ * (always the end of `,"access":`) and the list. That rest is kept for each of the three
+ * remainders. Lists are read-only (`readonly ResourceAccess[]`): one changed after signing
+ * would keep its old encoding.
  */
-function claimsJson(claims: TokenClaims): string {
-  let last: string | undefined;
-  let keys = 0;
-  for (const k in claims) {
-    last = k;
-    keys += 1;
+const accessTails = new WeakMap<readonly ResourceAccess[], (string | undefined)[]>();
+
+function accessTail(access: readonly ResourceAccess[], remainder: number): string {
+  let tails = accessTails.get(access);
+  if (tails === undefined) {
+    tails = [];
+    accessTails.set(access, tails);
   }
-  const { access, ...rest } = claims;
-  if (last !== 'access' || keys < 2 || !Array.isArray(access)) return JSON.stringify(claims);
-  const head = JSON.stringify(rest);
-  if (head === '{}') return JSON.stringify(claims);
-  let json = accessJson.get(access);
-  if (json === undefined) {
-    json = JSON.stringify(access);
-    accessJson.set(access, json);
+  let tail = tails[remainder];
+  if (tail === undefined) {
+    const carried = ACCESS_KEY.slice(ACCESS_KEY.length - remainder);
+    tail = b64url(`${carried}${JSON.stringify(access)}}`);
+    tails[remainder] = tail;
   }
-  return `${head.slice(0, -1)},"access":${json}}`;
+  return tail;
+}
+
+/** A token's claims, encoded: the JWS payload (base64url of their JSON) and two of its times. */
+export interface EncodedClaims {
+  /** The payload, in parts to be joined. */
+  readonly payload: readonly string[];
+  readonly iat: number;
+  readonly exp: number;
+}
+
+/** What differs between the tokens of one run. */
+export type TokenSubject = Pick<ClaimsInput, 'subject' | 'ttlSeconds' | 'jti' | 'access'>;
+
+/**
+ * Encodes the claims of the tokens of one run, which share the issuer, the audience and the
+ * issue time: the payload is `JSON.stringify(buildClaims(…))` in base64url, byte for byte, with
+ * the shared parts of the JSON written once and each access list's encoding reused.
+ */
+export function claimsEncoder(
+  shared: Pick<ClaimsInput, 'issuer' | 'service' | 'now'>,
+): (token: TokenSubject) => EncodedClaims {
+  const iat = Math.floor(shared.now.getTime() / 1000);
+  const beforeSub = `{"iss":${JSON.stringify(shared.issuer)},"sub":`;
+  const beforeExp = `,"aud":${JSON.stringify(shared.service)},"exp":`;
+  const beforeJti = `,"nbf":${iat},"iat":${iat},"jti":`;
+  return (token) => {
+    const exp = iat + token.ttlSeconds;
+    // The head, up to and including `,"access":`, in UTF-8 (an issuer may be any text).
+    const head = Buffer.from(
+      `${beforeSub}${JSON.stringify(token.subject)}${beforeExp}${JSON.stringify(exp)}${beforeJti}${JSON.stringify(token.jti)}${ACCESS_KEY}`,
+    );
+    const remainder = head.length % 3;
+    return {
+      payload: [
+        head.toString('base64url', 0, head.length - remainder),
+        accessTail(token.access, remainder),
+      ],
+      iat,
+      exp,
+    };
+  };
 }
 
 /**
@@ -99,19 +138,29 @@ function claimsJson(claims: TokenClaims): string {
 const encodedHeaders = new WeakMap<TokenSigner, string>();
 
 /**
- * Encodes and signs a token. Returns the compact serialisation `header.claims.signature`.
- * The header is `{alg, typ: "JWT", kid | x5c}`.
+ * Signs encoded claims. Returns the compact serialisation `header.claims.signature`; the
+ * header is `{alg, typ: "JWT", kid | x5c}`.
  */
-export async function signToken(claims: TokenClaims, signer: TokenSigner): Promise<string> {
+export async function signEncoded(claims: EncodedClaims, signer: TokenSigner): Promise<string> {
   let header = encodedHeaders.get(signer);
   if (header === undefined) {
-    header = b64url(JSON.stringify({ alg: signer.alg, typ: 'JWT', ...signer.keyHeader }));
+    header = `${b64url(JSON.stringify({ alg: signer.alg, typ: 'JWT', ...signer.keyHeader }))}.`;
     encodedHeaders.set(signer, header);
   }
-  const signingInput = `${header}.${b64url(claimsJson(claims))}`;
+  let signingInput = header;
+  for (const part of claims.payload) signingInput += part;
   // Base64url text is ASCII, for which latin1 gives the same bytes (and is the faster encoder).
   const signature = await signer.sign(Buffer.from(signingInput, 'latin1'));
-  return `${signingInput}.${b64url(signature)}`;
+  const sig = Buffer.isBuffer(signature)
+    ? signature
+    : Buffer.from(signature.buffer, signature.byteOffset, signature.byteLength);
+  return `${signingInput}.${sig.toString('base64url')}`;
+}
+
+/** Encodes and signs one token's claims, in any key order: see {@link signEncoded}. */
+export function signToken(claims: TokenClaims, signer: TokenSigner): Promise<string> {
+  const payload = [b64url(JSON.stringify(claims))];
+  return signEncoded({ payload, iat: claims.iat, exp: claims.exp }, signer);
 }
 
 /** Reads a token's claims without verifying it (for display and expiry checks only). */

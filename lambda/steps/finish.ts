@@ -96,7 +96,8 @@ export async function finish(
     durationMs: Date.now() - plan.startedAt,
   });
 
-  tokens.sort((a, b) => a.principal.localeCompare(b.principal));
+  // By the ARN's characters: the same order in every locale (an ARN is ASCII).
+  tokens.sort((a, b) => (a.principal < b.principal ? -1 : a.principal > b.principal ? 1 : 0));
   return {
     configVersion: plan.configVersion,
     unknown: plan.unknown,

@@ -8,11 +8,11 @@
  */
 
 import { randomBytes } from 'node:crypto';
-import { mapLimit } from '../core/pool.js';
+import type { ResourceAccess } from '../core/grants.js';
 import type { Logger, TokenDocument, TokenStore } from '../core/ports.js';
 import { tokenKey } from '../core/principal.js';
 import { basicHeaderBytes } from '../core/realm.js';
-import { buildClaims, signToken, type TokenSigner } from '../core/token.js';
+import { claimsEncoder, signEncoded, type TokenSigner } from '../core/token.js';
 import { LeaseExpiredError } from '../errors.js';
 import type { PrincipalProblem, PrincipalWork, TokenSettings } from './plan.js';
 
@@ -77,10 +77,11 @@ export function randomJtis(): () => string {
 }
 
 /**
- * Signs and writes one batch in one pass, `store.concurrency` principals at a time: each token
- * is signed just before it is written, so signing overlaps the writes in flight and the batch
- * never holds every token at once (docs/performance.md). Signatures are still made one at a
- * time: in KMS direct mode each is a KMS call, and the account's Sign quota is shared. If
+ * Signs and writes one batch in one pass: the principals are signed one at a time, in the
+ * batch's order, and each token's write starts as soon as it is signed, with at most
+ * `store.concurrency` writes in flight; so signing overlaps the writes and the batch never
+ * holds every token at once (docs/performance.md). Signatures are made one at a time on
+ * purpose: in KMS direct mode each is a KMS call, and the account's Sign quota is shared. If
  * signing fails, or the run's lease ends (LeaseExpiredError from a write), no further token is
  * started and the step fails with that error once the writes in flight have ended (the tokens
  * already written stay: they are valid).
@@ -93,55 +94,50 @@ export async function signAndWrite(
   const { store, logger } = deps;
   const { settings } = batch;
   const newJti = deps.newJti ?? randomJtis();
-  const now = new Date(settings.issuedAt);
-  const notes: string[][] = [];
-  const tooLarge: (PrincipalProblem | undefined)[] = [];
+  const encode = claimsEncoder({
+    issuer: settings.issuer,
+    service: settings.service,
+    now: new Date(settings.issuedAt),
+  });
+  const warnings: string[] = [];
+  const tooLarge: PrincipalProblem[] = [];
   const writeFailed: PrincipalProblem[] = [];
   const tokens: MintedToken[] = [];
-  let signing: Promise<string | undefined> = Promise.resolve(undefined);
-  let signError: { error: unknown } | undefined;
+  let stop: { error: unknown } | undefined;
   const isoTime = isoTimes();
-  const work = batch.principals.map((access, index) => ({ access, index }));
-  await mapLimit(work, store.concurrency, async ({ access, index }) => {
-    if (signError) return;
+  const counts = accessCounts();
+  const writes = new WriteSlots(store.concurrency);
+  for (const access of batch.principals) {
+    if (stop) break;
     const arn = access.principal.arn;
-    const mine: string[] = [];
-    notes[index] = mine;
     if (settings.inventory !== undefined)
       for (const pattern of access.unmatched)
-        mine.push(`${arn}: pattern "${pattern}" matches no repository in ${settings.inventory}`);
-    const claims = buildClaims({
-      issuer: settings.issuer,
-      service: settings.service,
+        warnings.push(
+          `${arn}: pattern "${pattern}" matches no repository in ${settings.inventory}`,
+        );
+    const claims = encode({
       subject: arn,
-      now,
       ttlSeconds: access.ttlSeconds,
       jti: newJti(),
       access: access.access,
     });
-    // One signature at a time, in a chain that records a failure before the next link runs.
-    const turn = signing.then(async () => {
-      if (signError) return undefined;
-      try {
-        return await signToken(claims, key);
-      } catch (error) {
-        signError = { error };
-        return undefined;
-      }
-    });
-    signing = turn;
-    const token = await turn;
-    if (token === undefined) return;
+    let token: string;
+    try {
+      token = await signEncoded(claims, key);
+    } catch (error) {
+      stop = { error };
+      break;
+    }
     const bytes = token.length; // a compact JWS is ASCII: one byte per character
     if (bytes > settings.maxTokenBytes) {
-      tooLarge[index] = { principal: arn, reason: tooLargeReason(access, bytes, settings) };
+      tooLarge.push({ principal: arn, reason: tooLargeReason(access, bytes, settings) });
       logger.error('token too large', { principal: arn, bytes, limit: settings.maxTokenBytes });
-      return;
+      continue;
     }
     // As a password (docker login, containerd) the token travels base64-encoded: 4/3 larger.
     const basic = basicHeaderBytes(token);
     if (basic > TOKEN_WARN_BYTES)
-      mine.push(
+      warnings.push(
         `${arn}: token is ${bytes} bytes; sent as a password its Basic header is ${basic} bytes, above ${TOKEN_WARN_BYTES} (proxies such as nginx reject longer headers by default)`,
       );
     const k = tokenKey(access.principal);
@@ -153,33 +149,98 @@ export async function signAndWrite(
       expiresAt: isoTime(claims.exp),
       access: access.access,
     };
-    try {
-      await store.putToken(k, doc, access.principal);
-      tokens.push({
-        principal: arn,
-        key: k,
-        location: store.locate(k),
-        expiresAt: doc.expiresAt,
-        bytes,
-        repositories: doc.access.filter((a) => a.type === 'repository').length,
-        catalog: doc.access.some((a) => a.type === 'registry'),
+    await writes.free();
+    if (stop) break;
+    writes.start(
+      store.putToken(k, doc, access.principal).then(
+        () => {
+          const { repositories, catalog } = counts(doc.access);
+          tokens.push({
+            principal: arn,
+            key: k,
+            location: store.locate(k),
+            expiresAt: doc.expiresAt,
+            bytes,
+            repositories,
+            catalog,
+          });
+        },
+        (err: unknown) => {
+          // The run's lease is ending: no write may start any more, for any principal.
+          if (err instanceof LeaseExpiredError) {
+            stop ??= { error: err };
+            return;
+          }
+          const reason = `could not write ${store.locate(k)}: ${(err as Error).message}`;
+          writeFailed.push({ principal: arn, reason });
+          logger.error('token write failed', { principal: arn, error: (err as Error).message });
+        },
+      ),
+    );
+  }
+  await writes.drain();
+  if (stop) throw stop.error;
+  return { tokens, failed: [...tooLarge, ...writeFailed], warnings };
+}
+
+/**
+ * Writes in flight, at most `limit`. A write's outcome is handled before it is started here;
+ * should that handling itself throw, {@link drain} rethrows the first such error.
+ */
+class WriteSlots {
+  readonly #limit: number;
+  #running = 0;
+  #waiting: (() => void) | undefined;
+  #failure: { error: unknown } | undefined;
+  constructor(limit: number) {
+    this.#limit = Math.max(1, limit);
+  }
+  /** Resolves when a write may start. */
+  async free(): Promise<void> {
+    while (this.#running >= this.#limit)
+      await new Promise<void>((resolve) => {
+        this.#waiting = resolve;
       });
-    } catch (err) {
-      // The run's lease is ending: no write may start any more, for any principal.
-      if (err instanceof LeaseExpiredError) {
-        signError ??= { error: err };
-        return;
-      }
-      const reason = `could not write ${store.locate(k)}: ${(err as Error).message}`;
-      writeFailed.push({ principal: arn, reason });
-      logger.error('token write failed', { principal: arn, error: (err as Error).message });
+  }
+  start(write: Promise<void>): void {
+    this.#running += 1;
+    const ended = () => {
+      this.#running -= 1;
+      const wake = this.#waiting;
+      this.#waiting = undefined;
+      wake?.();
+    };
+    write.then(ended, (error: unknown) => {
+      this.#failure ??= { error };
+      ended();
+    });
+  }
+  /** Resolves when every write started has ended. */
+  async drain(): Promise<void> {
+    while (this.#running > 0)
+      await new Promise<void>((resolve) => {
+        this.#waiting = resolve;
+      });
+    if (this.#failure) throw this.#failure.error;
+  }
+}
+
+/** How many repositories and whether the catalog, per access list: principals share lists. */
+function accessCounts(): (access: readonly ResourceAccess[]) => {
+  repositories: number;
+  catalog: boolean;
+} {
+  const known = new Map<readonly ResourceAccess[], { repositories: number; catalog: boolean }>();
+  return (access) => {
+    let counts = known.get(access);
+    if (counts === undefined) {
+      counts = {
+        repositories: access.filter((a) => a.type === 'repository').length,
+        catalog: access.some((a) => a.type === 'registry'),
+      };
+      known.set(access, counts);
     }
-  });
-  if (signError) throw signError.error;
-  return {
-    tokens,
-    failed: [...tooLarge.filter((f): f is PrincipalProblem => f !== undefined), ...writeFailed],
-    warnings: notes.flatMap((n) => n ?? []),
+    return counts;
   };
 }
 

@@ -7,10 +7,10 @@
 
 import { describe, expect, it } from '@jest/globals';
 import { resolveAccess } from '../../lambda/core/grants.js';
-import type { PrincipalDirectory, SigningKey } from '../../lambda/core/ports.js';
+import type { PrincipalDirectory, SigningKey, TokenDocument } from '../../lambda/core/ports.js';
 import { parsePrincipal } from '../../lambda/core/principal.js';
 import { decodeClaims } from '../../lambda/core/token.js';
-import { ConfigError } from '../../lambda/errors.js';
+import { ConfigError, LeaseExpiredError } from '../../lambda/errors.js';
 import { finish, releaseAndCheck } from '../../lambda/steps/finish.js';
 import {
   GrantsCache,
@@ -342,7 +342,100 @@ describe('signAndWrite', () => {
     expect(calls).toBe(1);
     expect(store.writes).toBe(0);
   });
+
+  it("keeps at most the store's concurrency of writes in flight, signing the next meanwhile", async () => {
+    const store = new GatedStore();
+    const principals = Array.from({ length: 10 }, (_, i) =>
+      work(`arn:aws:iam::111122223333:role/r${i}`),
+    );
+    const key = await fixedKey();
+    let signed = 0;
+    const counting = {
+      ...key,
+      sign: (input: Uint8Array) => {
+        signed += 1;
+        return key.sign(input);
+      },
+    };
+    const run = signAndWrite(batch(principals), counting, { store, ...quiet });
+    await store.until(() => store.pending.length === store.concurrency);
+    // Four writes wait; the fifth token is signed and waits for a free slot.
+    expect(signed).toBe(store.concurrency + 1);
+    while (store.pending.length > 0) {
+      expect(store.pending.length).toBeLessThanOrEqual(store.concurrency);
+      store.pending.shift()?.();
+      await store.until(() => store.pending.length > 0 || store.started === 10);
+    }
+    const result = await run;
+    expect(result.tokens).toHaveLength(10);
+    expect(store.mostInFlight).toBe(store.concurrency);
+  });
+
+  it('stops starting tokens when the lease ends, and fails once the writes in flight end', async () => {
+    const store = new GatedStore();
+    store.endLeaseAt = 2;
+    const principals = Array.from({ length: 10 }, (_, i) =>
+      work(`arn:aws:iam::111122223333:role/r${i}`),
+    );
+    const run = signAndWrite(batch(principals), await fixedKey(), { store, ...quiet });
+    let settled = false;
+    void run
+      .catch(() => {})
+      .finally(() => {
+        settled = true;
+      });
+    // Writes 0-3 wait; each one let go frees a slot for the next token.
+    await store.until(() => store.pending.length === store.concurrency);
+    for (const started of [5, 6]) {
+      store.pending.shift()?.();
+      await store.until(() => store.started === started);
+    }
+    // Write 2 reports the lease's end: token 6, signed and waiting, is not written, and the
+    // run waits for writes 3-5, still in flight.
+    store.pending.shift()?.();
+    await store.turns(50);
+    expect(store.started).toBe(6);
+    expect(settled).toBe(false);
+    for (let i = 0; i < 3; i++) {
+      expect(settled).toBe(false);
+      store.pending.shift()?.();
+      await store.turns(5);
+    }
+    await expect(run).rejects.toThrow(LeaseExpiredError);
+    expect(store.started).toBe(6);
+    expect(store.docs.size).toBe(5);
+  });
 });
+
+/** A store whose writes end only when the test lets them (`pending`), in the order started. */
+class GatedStore extends MemoryStore {
+  pending: (() => void)[] = [];
+  started = 0;
+  inFlight = 0;
+  mostInFlight = 0;
+  /** The write with this index (from 0) fails with LeaseExpiredError when let go. */
+  endLeaseAt = -1;
+  override async putToken(key: string, doc: TokenDocument) {
+    const index = this.started++;
+    this.inFlight += 1;
+    this.mostInFlight = Math.max(this.mostInFlight, this.inFlight);
+    await new Promise<void>((resolve) => this.pending.push(resolve));
+    this.inFlight -= 1;
+    if (index === this.endLeaseAt) throw new LeaseExpiredError('lease ended');
+    await super.putToken(key, doc);
+  }
+  /** Lets promises and timers run for `n` turns of the event loop. */
+  async turns(n: number): Promise<void> {
+    for (let turn = 0; turn < n; turn++) await new Promise((resolve) => setImmediate(resolve));
+  }
+  /** Lets promises run until `done()` holds (or fails the test after many turns). */
+  async until(done: () => boolean): Promise<void> {
+    for (let turn = 0; !done(); turn++) {
+      if (turn > 1_000) throw new Error('the batch stopped making progress');
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+  }
+}
 
 function planOf(extra: Partial<MintPlan> = {}): MintPlan {
   return {
@@ -374,7 +467,9 @@ const minted = (principal: string) => ({
 });
 
 describe('finish', () => {
-  it('removes the stale tokens, sums the batches and counts the run', async () => {
+  it('removes the stale tokens, sums the batches (tokens in ARN order) and counts the run', async () => {
+    // Sorted by the ARN's characters in every locale: `Z` comes before `c`.
+    const zed = 'arn:aws:iam::111122223333:role/Zed';
     const store = new MemoryStore();
     store.docs.set('tokens/111122223333/role/gone.json', {} as never);
     store.docs.set('tokens/111122223333/role/ci.json', {} as never);
@@ -389,7 +484,7 @@ describe('finish', () => {
         policyAccountsLeftOut: 1,
       }),
       [
-        { tokens: [minted(CI)], failed: [], warnings: ['ci warning'] },
+        { tokens: [minted(CI), minted(zed)], failed: [], warnings: ['ci warning'] },
         {
           tokens: [minted(BOB), minted(ALICE)],
           failed: [{ principal: 'x', reason: 'y' }],
@@ -401,8 +496,8 @@ describe('finish', () => {
     expect(result).toEqual({
       configVersion: 'v7',
       unknown: [{ principal: ALICE, reason: 'no such user' }],
-      minted: 3,
-      tokens: [minted(CI), minted(ALICE), minted(BOB)],
+      minted: 4,
+      tokens: [minted(zed), minted(CI), minted(ALICE), minted(BOB)],
       failed: [{ principal: 'x', reason: 'y' }],
       removed: ['tokens/111122223333/role/gone.json'],
       warnings: ['run warning', 'ci warning', 'bob warning'],
@@ -414,7 +509,7 @@ describe('finish', () => {
     expect(metrics.calls).toEqual([
       'count UnknownPrincipals 1',
       'count UnverifiedPrincipals 1',
-      'count TokensMinted 3',
+      'count TokensMinted 4',
       'count TokenFailures 1',
       'count TokensRemoved 1',
       'duration RunDuration',

@@ -5,7 +5,13 @@ import { localSigningKey } from '../../lambda/adapters/pem-signer.js';
 import { parseGrantsSync } from '../../lambda/core/config-positions.js';
 import { resolveAccess } from '../../lambda/core/grants.js';
 import { libtrustKeyId } from '../../lambda/core/libtrust.js';
-import { buildClaims, decodeClaims, signToken } from '../../lambda/core/token.js';
+import {
+  buildClaims,
+  claimsEncoder,
+  decodeClaims,
+  signEncoded,
+  signToken,
+} from '../../lambda/core/token.js';
 import { FIXED_NOW, fixedEcKey } from '../helpers/keys.js';
 
 const GRANTS = `version: 1
@@ -115,26 +121,50 @@ grants:
     if (!a || !b) throw new Error('no access');
     expect(a.access).toBe(b.access); // one list for both principals
     const signing = await localSigningKey(fixedEcKey(), FIXED_NOW, undefined, 'k');
-    const payload = async (claims: object) =>
-      Buffer.from(
-        (await signToken(claims as Parameters<typeof signToken>[0], signing)).split('.')[1] ?? '',
-        'base64url',
-      ).toString('utf8');
-    for (const access of [a, b, a]) {
-      const claims = buildClaims({
-        issuer: 'regtoken',
-        service: 'r.test',
-        subject: access.principal.arn,
-        now: FIXED_NOW,
-        ttlSeconds: 600,
-        jti: 'j"1',
-        access: access.access,
-      });
-      expect(await payload(claims)).toBe(JSON.stringify(claims));
+    const payloadOf = (token: string) => token.split('.')[1] ?? '';
+    // The run's encoder reuses the list's encoding after a head of any length: each remainder
+    // of its bytes by 3, in any order, with text of one to four UTF-8 bytes a character.
+    const remainders = new Set<number>();
+    for (const [issuer, service] of [
+      ['regtoken', 'r.test'],
+      ['régtoken', 'r "quoted" \\ service'],
+      ['レジストリ', 'r.test'],
+      ['reg😀token', 'tab\there'],
+    ] as const) {
+      const encode = claimsEncoder({ issuer, service, now: FIXED_NOW });
+      for (const jti of ['j"1', 'j"12', 'j"123', 'j"1', 'x'])
+        for (const [access, ttlSeconds] of [
+          [a, 600],
+          [b, 3600],
+          [a, 86_400],
+        ] as const) {
+          const subject = access.principal.arn;
+          const claims = buildClaims({
+            issuer,
+            service,
+            subject,
+            now: FIXED_NOW,
+            ttlSeconds,
+            jti,
+            access: access.access,
+          });
+          const json = JSON.stringify(claims);
+          const expected = Buffer.from(json).toString('base64url');
+          const encoded = encode({ subject, ttlSeconds, jti, access: access.access });
+          expect(encoded.payload.join('')).toBe(expected);
+          expect([encoded.iat, encoded.exp]).toEqual([claims.iat, claims.exp]);
+          expect(payloadOf(await signEncoded(encoded, signing))).toBe(expected);
+          expect(payloadOf(await signToken(claims, signing))).toBe(expected);
+          remainders.add(Buffer.byteLength(json.slice(0, json.indexOf(',"access":') + 10)) % 3);
+        }
     }
+    expect([...remainders].sort()).toEqual([0, 1, 2]);
     // Any other key order is serialized as it is.
     const reordered = { access: a.access, iss: 'i', sub: 's', aud: 'a', exp: 2, nbf: 1, iat: 1 };
-    expect(await payload(reordered)).toBe(JSON.stringify(reordered));
+    const token = await signToken(reordered as Parameters<typeof signToken>[0], signing);
+    expect(Buffer.from(payloadOf(token), 'base64url').toString('utf8')).toBe(
+      JSON.stringify(reordered),
+    );
   });
 
   it('reuse a published certificate that already matches the key', async () => {
