@@ -53,6 +53,20 @@ describe('tokenDocumentText', () => {
     expect(tokenDocumentText(undefinedRest)).toBe(plain(undefinedRest));
   });
 
+  it.each([
+    ['a number', 42],
+    ['a nested object', { a: [1, { b: 'c' }] }],
+    ['an empty array', []],
+    ['null', null],
+    ['a boolean', true],
+    ['undefined', undefined],
+  ])('serializes whole a document with %s before its access list', (_, value) => {
+    const d = { ...doc(), extra: value, access: pull } as unknown as TokenDocument;
+    expect(tokenDocumentText(d)).toBe(plain(d));
+    const first = { extra: value, ...doc() } as unknown as TokenDocument;
+    expect(tokenDocumentText(first)).toBe(plain(first));
+  });
+
   it('shares one text between documents of the same list, and keeps lists apart', () => {
     const other: ResourceAccess[] = [{ type: 'repository', name: 'other', actions: ['pull'] }];
     expect(tokenDocumentText(doc({ access: other }))).toBe(plain(doc({ access: other })));
