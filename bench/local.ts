@@ -9,6 +9,11 @@
  * The CLI is bundled from lambda/cli/main.ts (dependencies from node_modules), so the measured
  * process runs the current code without a TypeScript loader; split at its dynamic imports, it
  * loads what the compiled package (bin/regtoken.js) loads.
+ *
+ * Each process also reports its user CPU time (every thread) through a preloaded module: the
+ * work of the code itself, which neither the load of other processes nor the speed of the file
+ * system (system time, 0.4 s or 4 s for the same 10,000 files from one minute to the next) moves
+ * much.
  */
 
 import { execFileSync } from 'node:child_process';
@@ -27,7 +32,17 @@ export interface LocalResult {
   readonly floorMs: number;
   readonly mintSamples: readonly number[];
   readonly floorSamples: readonly number[];
+  /** Median user CPU time (every thread) of `regtoken mint` and of the floor, ms. */
+  readonly mintUserMs: number;
+  readonly floorUserMs: number;
 }
+
+/** Preloaded into both processes: writes their user CPU time (µs) where asked. */
+const CPU_PRELOAD = `
+process.on('exit', () => {
+  require('node:fs').writeFileSync(process.env.BENCH_CPU_FILE, String(process.cpuUsage().user));
+});
+`;
 
 /** The floor: plain JavaScript, run by a fresh `node`. Reads its plan from argv[2]. */
 const FLOOR = `
@@ -72,14 +87,18 @@ async function bundleCli(root: string, outdir: string): Promise<void> {
   });
 }
 
-function timedNode(args: readonly string[], cwd: string): number {
+/** Runs a fresh `node`; its wall time and user CPU time, ms. */
+function timedNode(args: readonly string[], cwd: string): { wall: number; user: number } {
+  const cpuFile = join(cwd, 'cpu.txt');
+  rmSync(cpuFile, { force: true });
   const t0 = performance.now();
-  execFileSync(process.execPath, args, {
+  execFileSync(process.execPath, ['--require', './cpu-preload.cjs', ...args], {
     cwd,
     stdio: ['ignore', 'ignore', 'pipe'],
-    env: { PATH: process.env.PATH ?? '', HOME: cwd, NO_COLOR: '1' },
+    env: { PATH: process.env.PATH ?? '', HOME: cwd, NO_COLOR: '1', BENCH_CPU_FILE: cpuFile },
   });
-  return performance.now() - t0;
+  const wall = performance.now() - t0;
+  return { wall, user: Number(readFileSync(cpuFile, 'utf8')) / 1000 };
 }
 
 /** Every file under `dir`, as paths relative to it. */
@@ -106,6 +125,7 @@ export async function measureLocal(
     mode: 0o600,
   });
   writeFileSync(join(dir, 'floor.mjs'), FLOOR);
+  writeFileSync(join(dir, 'cpu-preload.cjs'), CPU_PRELOAD);
   await bundleCli(root, join(dir, 'cli'));
   const mintArgs = [
     'cli/cli.js',
@@ -122,11 +142,13 @@ export async function measureLocal(
 
   const mintSamples: number[] = [];
   const floorSamples: number[] = [];
+  const mintUser: number[] = [];
+  const floorUser: number[] = [];
   let tokens = 0;
   // One untimed run of each first: the files are in the page cache for every timed one.
   for (let rep = -1; rep < options.reps; rep++) {
     rmSync(join(dir, 'out'), { recursive: true, force: true });
-    const mintMs = timedNode(mintArgs, dir);
+    const mint = timedNode(mintArgs, dir);
     if (rep === -1) {
       // The floor's plan: the same paths, signing inputs and document lengths as the tokens.
       const out = join(dir, 'out');
@@ -142,10 +164,16 @@ export async function measureLocal(
         join(dir, 'floor-plan.json'),
         JSON.stringify({ key: join(dir, 'key.pem'), out: join(dir, 'floor-out'), items }),
       );
-    } else mintSamples.push(mintMs);
+    } else {
+      mintSamples.push(mint.wall);
+      mintUser.push(mint.user);
+    }
     rmSync(join(dir, 'floor-out'), { recursive: true, force: true });
-    const floorMs = timedNode(['floor.mjs', 'floor-plan.json'], dir);
-    if (rep >= 0) floorSamples.push(floorMs);
+    const floor = timedNode(['floor.mjs', 'floor-plan.json'], dir);
+    if (rep >= 0) {
+      floorSamples.push(floor.wall);
+      floorUser.push(floor.user);
+    }
   }
   rmSync(join(dir, 'out'), { recursive: true, force: true });
   rmSync(join(dir, 'floor-out'), { recursive: true, force: true });
@@ -156,5 +184,7 @@ export async function measureLocal(
     floorMs: median(floorSamples),
     mintSamples,
     floorSamples,
+    mintUserMs: median(mintUser),
+    floorUserMs: median(floorUser),
   };
 }

@@ -279,18 +279,29 @@ export function renderMarkdown(r: BenchResult): string {
   );
   out.push('');
   out.push(
-    '**Local mint** (`regtoken mint` into an empty folder, the whole process; floor: one process signing and atomically writing the same tokens; median of the repetitions)',
+    '**Local mint** (`regtoken mint` into an empty folder, the whole process; floor: one process signing and atomically writing the same tokens; median of the repetitions; user CPU: the work of the process itself, every thread, without the system time of the file system)',
   );
   out.push('');
   out.push(
     table(
-      ['principals', 'tokens', 'regtoken mint', 'floor', 'ratio', 'reps'],
+      [
+        'principals',
+        'tokens',
+        'regtoken mint',
+        'floor',
+        'ratio',
+        'user CPU: mint / floor',
+        'user CPU ratio',
+        'reps',
+      ],
       r.sizes.map((s) => [
         int(s.n),
         int(s.local.tokens),
         ms(s.local.mintMs),
         ms(s.local.floorMs),
         x(ratio(s.local.mintMs, s.local.floorMs)),
+        `${ms(s.local.mintUserMs)} / ${ms(s.local.floorUserMs)}`,
+        x(ratio(s.local.mintUserMs, s.local.floorUserMs)),
         int(s.local.reps),
       ]),
     ),
