@@ -47,7 +47,7 @@ const HEAD = 'version: 1\nregistry: {host: r, service: r, issuer: r}\ngrants:\n'
 
 /** The cases, by name: each returns the work of one repetition and how many to run. */
 const CASES: Record<string, () => { run: () => void; reps: number }> = {
-  'pattern team-*-*-*-*-*-*-*-*-x, 125-character near miss': () => {
+  'pattern `team-*-*-*-*-*-*-*-*-x`, 125-character near miss': () => {
     const parsed = parseRepositoryPattern(STARS);
     if (!parsed.ok) throw new Error(parsed.reason);
     return {
