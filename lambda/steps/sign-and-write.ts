@@ -152,7 +152,7 @@ export async function signAndWrite(
     await writes.free();
     if (stop) break;
     writes.start(
-      store.putToken(k, doc, access.principal).then(
+      putToken(store, k, doc, access.principal).then(
         () => {
           const { repositories, catalog } = counts(doc.access);
           tokens.push({
@@ -181,6 +181,20 @@ export async function signAndWrite(
   await writes.drain();
   if (stop) throw stop.error;
   return { tokens, failed: [...tooLarge, ...writeFailed], warnings };
+}
+
+/** `store.putToken`, with a store that throws instead of rejecting treated as one that rejects. */
+function putToken(
+  store: TokenStore,
+  key: string,
+  doc: TokenDocument,
+  owner: PrincipalWork['principal'],
+): Promise<void> {
+  try {
+    return store.putToken(key, doc, owner);
+  } catch (err) {
+    return Promise.reject(err);
+  }
 }
 
 /**

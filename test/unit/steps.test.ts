@@ -371,6 +371,28 @@ describe('signAndWrite', () => {
     expect(store.mostInFlight).toBe(store.concurrency);
   });
 
+  it('reports a write that throws instead of rejecting as a failed write, and writes the rest', async () => {
+    const store = new MemoryStore();
+    const put = store.putToken.bind(store);
+    store.putToken = ((key: string, doc: TokenDocument) => {
+      if (key === 'tokens/111122223333/user/alice.json')
+        throw new Error('EACCES: permission denied');
+      return put(key, doc);
+    }) as typeof store.putToken;
+    const result = await signAndWrite(batch([work(CI), work(ALICE), work(BOB)]), await fixedKey(), {
+      store,
+      ...quiet,
+    });
+    expect(result.failed).toEqual([
+      {
+        principal: ALICE,
+        reason:
+          'could not write mem://tokens/111122223333/user/alice.json: EACCES: permission denied',
+      },
+    ]);
+    expect(result.tokens.map((t) => t.principal)).toEqual([CI, BOB]);
+  });
+
   it('stops starting tokens when the lease ends, and fails once the writes in flight end', async () => {
     const store = new GatedStore();
     store.endLeaseAt = 2;
