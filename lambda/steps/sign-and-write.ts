@@ -12,7 +12,13 @@ import type { ResourceAccess } from '../core/grants.js';
 import type { Logger, TokenDocument, TokenStore } from '../core/ports.js';
 import { tokenKey } from '../core/principal.js';
 import { basicHeaderBytes } from '../core/realm.js';
-import { claimsEncoder, signEncoded, type TokenSigner } from '../core/token.js';
+import {
+  claimsEncoder,
+  type EncodedClaims,
+  signEncoded,
+  type TokenSigner,
+  type TokenSubject,
+} from '../core/token.js';
 import { LeaseExpiredError } from '../errors.js';
 import type { PrincipalProblem, PrincipalWork, TokenSettings } from './plan.js';
 
@@ -78,13 +84,15 @@ export function randomJtis(): () => string {
 
 /**
  * Signs and writes one batch in one pass: the principals are signed one at a time, in the
- * batch's order, and each token's write starts as soon as it is signed, with at most
- * `store.concurrency` writes in flight; so signing overlaps the writes and the batch never
- * holds every token at once (docs/performance.md). Signatures are made one at a time on
- * purpose: in KMS direct mode each is a KMS call, and the account's Sign quota is shared. If
- * signing fails, or the run's lease ends (LeaseExpiredError from a write), no further token is
- * started and the step fails with that error once the writes in flight have ended (the tokens
- * already written stay: they are valid).
+ * batch's order, in groups of {@link SIGN_GROUP}; a group's writes start as soon as it is
+ * signed, with at most `store.concurrency` writes in flight, and the next group is signed once
+ * they have all started. So signing overlaps the writes and the batch never holds more than a
+ * group of tokens at once (docs/performance.md). Signatures are made one at a time on purpose:
+ * in KMS direct mode each is a KMS call, and the account's Sign quota is shared. If signing
+ * fails, the tokens signed before are written and no further token is signed; if the run's
+ * lease ends (LeaseExpiredError from a write), no further write starts. Either way the step
+ * fails with that error once the writes in flight have ended (the tokens already written stay:
+ * they are valid).
  */
 export async function signAndWrite(
   batch: MintBatch,
@@ -103,84 +111,118 @@ export async function signAndWrite(
   const tooLarge: PrincipalProblem[] = [];
   const writeFailed: PrincipalProblem[] = [];
   const tokens: MintedToken[] = [];
+  // The first reason to start no further token: a signing failure or the lease's end.
   let stop: { error: unknown } | undefined;
+  let leaseEnded = false;
   const isoTime = isoTimes();
   const counts = accessCounts();
   const writes = new WriteSlots(store.concurrency);
-  for (const access of batch.principals) {
-    if (stop) break;
-    const arn = access.principal.arn;
-    if (settings.inventory !== undefined)
-      for (const pattern of access.unmatched)
+  const all = batch.principals;
+  for (let from = 0; from < all.length && !stop; from += SIGN_GROUP) {
+    const group = all.slice(from, from + SIGN_GROUP);
+    const signed = await signGroup(group, encode, newJti, key);
+    // Tokens signed before a signing failure are still written.
+    if (signed.failure) stop ??= signed.failure;
+    for (let i = 0; i < signed.tokens.length; i++) {
+      const access = group[i] as PrincipalWork;
+      const claims = signed.claims[i] as EncodedClaims;
+      const token = signed.tokens[i] as string;
+      const arn = access.principal.arn;
+      if (settings.inventory !== undefined)
+        for (const pattern of access.unmatched)
+          warnings.push(
+            `${arn}: pattern "${pattern}" matches no repository in ${settings.inventory}`,
+          );
+      const bytes = token.length; // a compact JWS is ASCII: one byte per character
+      if (bytes > settings.maxTokenBytes) {
+        tooLarge.push({ principal: arn, reason: tooLargeReason(access, bytes, settings) });
+        logger.error('token too large', { principal: arn, bytes, limit: settings.maxTokenBytes });
+        continue;
+      }
+      // As a password (docker login, containerd) the token travels base64-encoded: 4/3 larger.
+      const basic = basicHeaderBytes(token);
+      if (basic > TOKEN_WARN_BYTES)
         warnings.push(
-          `${arn}: pattern "${pattern}" matches no repository in ${settings.inventory}`,
+          `${arn}: token is ${bytes} bytes; sent as a password its Basic header is ${basic} bytes, above ${TOKEN_WARN_BYTES} (proxies such as nginx reject longer headers by default)`,
         );
-    const claims = encode({
-      subject: arn,
-      ttlSeconds: access.ttlSeconds,
-      jti: newJti(),
-      access: access.access,
-    });
-    let token: string;
-    try {
-      token = await signEncoded(claims, key);
-    } catch (error) {
-      stop = { error };
-      break;
-    }
-    const bytes = token.length; // a compact JWS is ASCII: one byte per character
-    if (bytes > settings.maxTokenBytes) {
-      tooLarge.push({ principal: arn, reason: tooLargeReason(access, bytes, settings) });
-      logger.error('token too large', { principal: arn, bytes, limit: settings.maxTokenBytes });
-      continue;
-    }
-    // As a password (docker login, containerd) the token travels base64-encoded: 4/3 larger.
-    const basic = basicHeaderBytes(token);
-    if (basic > TOKEN_WARN_BYTES)
-      warnings.push(
-        `${arn}: token is ${bytes} bytes; sent as a password its Basic header is ${basic} bytes, above ${TOKEN_WARN_BYTES} (proxies such as nginx reject longer headers by default)`,
+      const k = tokenKey(access.principal);
+      const doc: TokenDocument = {
+        principal: arn,
+        registry: settings.host,
+        token,
+        issuedAt: isoTime(claims.iat),
+        expiresAt: isoTime(claims.exp),
+        access: access.access,
+      };
+      if (writes.full) await writes.free();
+      if (leaseEnded) break;
+      writes.start(
+        putToken(store, k, doc, access.principal).then(
+          () => {
+            const { repositories, catalog } = counts(doc.access);
+            tokens.push({
+              principal: arn,
+              key: k,
+              location: store.locate(k),
+              expiresAt: doc.expiresAt,
+              bytes,
+              repositories,
+              catalog,
+            });
+          },
+          (err: unknown) => {
+            // The run's lease is ending: no write may start any more, for any principal.
+            if (err instanceof LeaseExpiredError) {
+              leaseEnded = true;
+              stop ??= { error: err };
+              return;
+            }
+            const reason = `could not write ${store.locate(k)}: ${(err as Error).message}`;
+            writeFailed.push({ principal: arn, reason });
+            logger.error('token write failed', { principal: arn, error: (err as Error).message });
+          },
+        ),
       );
-    const k = tokenKey(access.principal);
-    const doc: TokenDocument = {
-      principal: arn,
-      registry: settings.host,
-      token,
-      issuedAt: isoTime(claims.iat),
-      expiresAt: isoTime(claims.exp),
-      access: access.access,
-    };
-    await writes.free();
-    if (stop) break;
-    writes.start(
-      putToken(store, k, doc, access.principal).then(
-        () => {
-          const { repositories, catalog } = counts(doc.access);
-          tokens.push({
-            principal: arn,
-            key: k,
-            location: store.locate(k),
-            expiresAt: doc.expiresAt,
-            bytes,
-            repositories,
-            catalog,
-          });
-        },
-        (err: unknown) => {
-          // The run's lease is ending: no write may start any more, for any principal.
-          if (err instanceof LeaseExpiredError) {
-            stop ??= { error: err };
-            return;
-          }
-          const reason = `could not write ${store.locate(k)}: ${(err as Error).message}`;
-          writeFailed.push({ principal: arn, reason });
-          logger.error('token write failed', { principal: arn, error: (err as Error).message });
-        },
-      ),
-    );
+    }
   }
   await writes.drain();
   if (stop) throw stop.error;
   return { tokens, failed: [...tooLarge, ...writeFailed], warnings };
+}
+
+/**
+ * How many principals are signed back to back before their writes start. Signing in a tight
+ * run keeps the signature code and its tables in the processor's caches, which the work
+ * around each token would otherwise evict (docs/performance.md); it also bounds the tokens
+ * held at once to this many plus the writes in flight.
+ */
+export const SIGN_GROUP = 64;
+
+/**
+ * Signs a group of principals one at a time, in order. A signing failure ends the group: the
+ * tokens signed before it are returned with the error, to be written like any other.
+ */
+async function signGroup(
+  group: readonly PrincipalWork[],
+  encode: (token: TokenSubject) => EncodedClaims,
+  newJti: () => string,
+  key: TokenSigner,
+): Promise<{ claims: EncodedClaims[]; tokens: string[]; failure?: { error: unknown } }> {
+  const claims = group.map((access) =>
+    encode({
+      subject: access.principal.arn,
+      ttlSeconds: access.ttlSeconds,
+      jti: newJti(),
+      access: access.access,
+    }),
+  );
+  const tokens: string[] = [];
+  try {
+    for (const c of claims) tokens.push(await signEncoded(c, key));
+  } catch (error) {
+    return { claims, tokens, failure: { error } };
+  }
+  return { claims, tokens };
 }
 
 /** `store.putToken`, with a store that throws instead of rejecting treated as one that rejects. */
@@ -208,6 +250,10 @@ class WriteSlots {
   #failure: { error: unknown } | undefined;
   constructor(limit: number) {
     this.#limit = Math.max(1, limit);
+  }
+  /** Whether a write must wait for {@link free} before it starts. */
+  get full(): boolean {
+    return this.#running >= this.#limit;
   }
   /** Resolves when a write may start. */
   async free(): Promise<void> {

@@ -22,6 +22,7 @@ import {
 import {
   type BatchResult,
   type MintBatch,
+  SIGN_GROUP,
   signAndWrite,
   TOKEN_WARN_BYTES,
 } from '../../lambda/steps/sign-and-write.js';
@@ -343,9 +344,10 @@ describe('signAndWrite', () => {
     expect(store.writes).toBe(0);
   });
 
-  it("keeps at most the store's concurrency of writes in flight, signing the next meanwhile", async () => {
+  it("keeps at most the store's concurrency of writes in flight, signing a group ahead", async () => {
     const store = new GatedStore();
-    const principals = Array.from({ length: 10 }, (_, i) =>
+    const total = SIGN_GROUP + 6;
+    const principals = Array.from({ length: total }, (_, i) =>
       work(`arn:aws:iam::111122223333:role/r${i}`),
     );
     const key = await fixedKey();
@@ -359,16 +361,48 @@ describe('signAndWrite', () => {
     };
     const run = signAndWrite(batch(principals), counting, { store, ...quiet });
     await store.until(() => store.pending.length === store.concurrency);
-    // Four writes wait; the fifth token is signed and waits for a free slot.
-    expect(signed).toBe(store.concurrency + 1);
+    // The first group is signed back to back; four of its writes wait, and nothing more is
+    // signed while its other tokens wait for a free slot.
+    expect(signed).toBe(SIGN_GROUP);
+    let mostHeld = 0;
     while (store.pending.length > 0) {
       expect(store.pending.length).toBeLessThanOrEqual(store.concurrency);
+      // Tokens signed and not yet handed to the store: at most one group.
+      mostHeld = Math.max(mostHeld, signed - store.started);
+      expect(signed - store.started).toBeLessThanOrEqual(SIGN_GROUP);
+      // The next group is signed only once every write of this one has started.
+      if (store.started < SIGN_GROUP) expect(signed).toBe(SIGN_GROUP);
       store.pending.shift()?.();
-      await store.until(() => store.pending.length > 0 || store.started === 10);
+      await store.until(() => store.pending.length > 0 || store.started === total);
     }
     const result = await run;
-    expect(result.tokens).toHaveLength(10);
+    expect(signed).toBe(total);
+    expect(result.tokens).toHaveLength(total);
+    expect(result.tokens.map((t) => t.principal)).toEqual(principals.map((p) => p.principal.arn));
     expect(store.mostInFlight).toBe(store.concurrency);
+    expect(mostHeld).toBe(SIGN_GROUP - store.concurrency);
+  });
+
+  it('writes the tokens signed before a signing failure, then fails with it', async () => {
+    const store = new MemoryStore();
+    const key = await fixedKey();
+    let calls = 0;
+    const failing = {
+      ...key,
+      sign: (input: Uint8Array) => {
+        calls += 1;
+        if (calls === 3) throw new Error('KMS key k (Sign): ThrottlingException');
+        return key.sign(input);
+      },
+    };
+    await expect(
+      signAndWrite(batch([work(CI), work(ALICE), work(BOB)]), failing, { store, ...quiet }),
+    ).rejects.toThrow('KMS key k (Sign): ThrottlingException');
+    expect(calls).toBe(3);
+    expect([...store.docs.keys()].sort()).toEqual([
+      'tokens/111122223333/role/ci.json',
+      'tokens/111122223333/user/alice.json',
+    ]);
   });
 
   it('reports a write that throws instead of rejecting as a failed write, and writes the rest', async () => {
