@@ -16,7 +16,7 @@
 
 import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { gzipSync } from 'node:zlib';
 import { median } from './stats.js';
@@ -26,9 +26,12 @@ export interface BundleResult {
   readonly method: 'synth' | 'esbuild';
   readonly note: string;
   readonly file: string;
+  /** Code files: `index.mjs` and the chunks it loads (the bundle is split at dynamic imports). */
+  readonly files: number;
+  /** Bytes of every code file, the whole function's code. */
   readonly bytes: number;
   readonly gzipBytes: number;
-  /** The source map next to it (not loaded unless --enable-source-maps). */
+  /** The source maps next to them (not loaded unless --enable-source-maps). */
   readonly mapBytes: number;
   /** Median cold import time (ms) with the stack's NODE_OPTIONS, and without source maps. */
   readonly coldLoadMs: number;
@@ -59,22 +62,25 @@ async function synthBundle(root: string, outdir: string): Promise<string> {
 }
 
 async function esbuildBundle(root: string, outdir: string): Promise<string> {
-  const { build } = await import('esbuild');
-  const outfile = join(outdir, 'index.mjs');
-  await build({
-    entryPoints: [join(root, 'lambda/handler.ts')],
-    outfile,
-    bundle: true,
-    platform: 'node',
-    target: 'node22',
-    format: 'esm',
-    mainFields: ['module', 'main'],
-    minify: true,
-    sourcemap: true,
-    banner: { js: FALLBACK_BANNER },
-    logLevel: 'silent',
-  });
-  return outfile;
+  // The stack's second pass (scripts/bundle-function.mjs) with the options it documents.
+  execFileSync(
+    process.execPath,
+    [
+      join(root, 'scripts/bundle-function.mjs'),
+      join(root, 'lambda/handler.ts'),
+      outdir,
+      JSON.stringify({
+        target: 'node22',
+        mainFields: ['module', 'main'],
+        minify: true,
+        sourcemap: true,
+        sourcesContent: false,
+        banner: { js: FALLBACK_BANNER },
+      }),
+    ],
+    { stdio: 'ignore' },
+  );
+  return join(outdir, 'index.mjs');
 }
 
 /** One new `node` process importing `file`: how long the import took, ms. */
@@ -123,16 +129,21 @@ export async function measureBundle(
     rmSync(outdir, { recursive: true, force: true });
     file = await esbuildBundle(root, outdir);
   }
-  const code = readFileSync(file);
-  const map = `${file}.map`;
+  const dir = dirname(file);
+  const names = readdirSync(dir);
+  const code = names.filter((n) => n.endsWith('.mjs')).map((n) => readFileSync(join(dir, n)));
+  const mapBytes = names
+    .filter((n) => n.endsWith('.mjs.map'))
+    .reduce((sum, n) => sum + statSync(join(dir, n)).size, 0);
   const { withMaps: samples, without: samplesNoSourceMaps } = coldLoads(file, options.runs);
   return {
     method,
     note,
     file,
-    bytes: code.length,
-    gzipBytes: gzipSync(code).length,
-    mapBytes: existsSync(map) ? statSync(map).size : 0,
+    files: code.length,
+    bytes: code.reduce((sum, c) => sum + c.length, 0),
+    gzipBytes: code.reduce((sum, c) => sum + gzipSync(c).length, 0),
+    mapBytes,
     coldLoadMs: median(samples),
     coldLoadNoSourceMapsMs: median(samplesNoSourceMaps),
     samples,

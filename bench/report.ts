@@ -414,9 +414,9 @@ export function renderMarkdown(r: BenchResult): string {
     table(
       [
         'made by',
-        'index.mjs',
+        'code (files)',
         'gzip',
-        'source map',
+        'source maps',
         'cold load (NODE_OPTIONS=--enable-source-maps, as deployed)',
         'cold load without source maps',
         'processes',
@@ -424,7 +424,7 @@ export function renderMarkdown(r: BenchResult): string {
       [
         [
           b.method,
-          bytes(b.bytes),
+          `${bytes(b.bytes)} (${int(b.files)})`,
           bytes(b.gzipBytes),
           bytes(b.mapBytes),
           ms(b.coldLoadMs),

@@ -180,6 +180,28 @@ describe('the bundled function', () => {
     expect(map.sourcesContent).toBeUndefined();
   });
 
+  it('is split at its dynamic imports: a cold start does not load the YAML reader for wrong files', () => {
+    const asset = readdirSync(out).find((d) => existsSync(join(out, d, 'index.mjs'))) as string;
+    const dir = join(out, asset);
+    const code = (file: string) => readFileSync(join(dir, file), 'utf8');
+    // What importing index.mjs loads: its static imports, and theirs (minified ES modules).
+    const loaded = new Set<string>();
+    const queue = ['index.mjs'];
+    for (let file = queue.pop(); file !== undefined; file = queue.pop()) {
+      if (loaded.has(file)) continue;
+      loaded.add(file);
+      for (const m of code(file).matchAll(/(?:\bfrom|\bimport)\s*"\.\/([^"]+\.mjs)"/g))
+        queue.push(m[1] as string);
+    }
+    const chunks = readdirSync(dir).filter((f) => f.endsWith('.mjs'));
+    const yamlReader = chunks.filter((f) => code(f).includes('YAMLParseError'));
+    expect(yamlReader).toHaveLength(1);
+    expect(loaded.has(yamlReader[0] as string)).toBe(false);
+    // It is loaded on demand (a dynamic import), and every chunk has its map of mappings.
+    expect([...loaded].some((f) => code(f).includes(`import("./${yamlReader[0]}")`))).toBe(true);
+    for (const f of chunks) expect(existsSync(join(dir, `${f}.map`))).toBe(true);
+  });
+
   it('runs: a local mint through the real handler, from the ESM bundle', async () => {
     const assets = readdirSync(out).filter((d) => existsSync(join(out, d, 'index.mjs')));
     expect(assets).toHaveLength(1);
