@@ -3,7 +3,7 @@
  * provider take, cold and warm, and how many AWS calls each answer costs (issue 10,
  * docs/performance.md "Credential helper").
  *
- * Every answer is a new process of the compiled bin (`node bin/docker-credential-regtoken.js`,
+ * Every answer is a new process of the built bin (`node bin/docker-credential-regtoken.js`,
  * built first, into .bench/helper-build), as Docker starts one per pull, timed from spawn to exit, with its CPU time
  * from GNU time. AWS is moto_server behind the loopback fault proxy, which counts the calls each
  * process makes. The floor is a Node.js process that does nothing (`node -e ""`): what any
@@ -23,7 +23,7 @@ const HOST = 'registry.bench';
 /**
  * The package as installed, built here rather than in dist/ (which tests may be reading):
  * `BUILD/bin/*.js` run `BUILD/dist/…` exactly as `bin/` runs `dist/`; node_modules is found
- * up the tree, in the repository.
+ * up the tree, in the repository (for what the bundles leave out: nothing but Node's own).
  */
 const BUILD = join(ROOT, '.bench', 'helper-build');
 const HELPER = join(BUILD, 'bin/docker-credential-regtoken.js');
@@ -57,20 +57,13 @@ interface Run {
 /** GNU time reports a process's CPU time; wall time on a busy machine says more about the load. */
 const TIME = '/usr/bin/time';
 
-/** Builds the compiled code the bins run (tsc, as `npm run build`) into {@link BUILD}. */
+/** Builds the code the bins run (as `npm run build` does) into {@link BUILD}. */
 function build(): void {
   rmSync(BUILD, { recursive: true, force: true });
-  execFileSync(
-    process.execPath,
-    [
-      join(ROOT, 'node_modules/typescript/bin/tsc'),
-      '-p',
-      'tsconfig.build.json',
-      '--outDir',
-      join(BUILD, 'dist'),
-    ],
-    { cwd: ROOT, stdio: 'inherit' },
-  );
+  execFileSync(process.execPath, [join(ROOT, 'scripts/bundle-bins.mjs'), join(BUILD, 'dist/bin')], {
+    cwd: ROOT,
+    stdio: 'inherit',
+  });
   cpSync(join(ROOT, 'bin'), join(BUILD, 'bin'), { recursive: true });
 }
 

@@ -6,9 +6,8 @@
  * into place), creating each directory once. Both start from an empty folder; the median of the
  * repetitions, the two alternating.
  *
- * The CLI is bundled from lambda/cli/main.ts (dependencies from node_modules), so the measured
- * process runs the current code without a TypeScript loader; split at its dynamic imports, it
- * loads what the compiled package (bin/regtoken.js) loads.
+ * The CLI is built from the current code as `npm run build` builds it (one bundle, split at its
+ * dynamic imports), so the measured process loads what bin/regtoken.js loads.
  *
  * Each process also reports its user CPU time (every thread) through a preloaded module: the
  * work of the code itself, which neither the load of other processes nor the speed of the file
@@ -68,23 +67,14 @@ for (const [path, inputLength, docLength] of plan.items) {
 `;
 
 /**
- * Bundles the CLI into `outdir` (entry `cli.js`), split at its dynamic imports as the compiled
- * package is: what a command does not need (the AWS SDK for a local mint) is not loaded.
+ * Builds the CLI into `outdir` as `npm run build` does (scripts/bundle-bins.mjs), with `cli.js`
+ * running it as bin/regtoken.js does.
  */
-async function bundleCli(root: string, outdir: string): Promise<void> {
-  const { build } = await import('esbuild');
-  rmSync(outdir, { recursive: true, force: true });
-  await build({
-    entryPoints: { cli: join(root, 'bench/local-cli.ts') },
-    outdir,
-    bundle: true,
-    splitting: true,
-    platform: 'node',
-    format: 'esm',
-    target: 'node20',
-    packages: 'external',
-    logLevel: 'silent',
+function bundleCli(root: string, outdir: string): void {
+  execFileSync(process.execPath, [join(root, 'scripts/bundle-bins.mjs'), outdir], {
+    stdio: 'ignore',
   });
+  writeFileSync(join(outdir, 'cli.js'), "import { main } from './regtoken.mjs';\nawait main();\n");
 }
 
 /** Runs a fresh `node`; its wall time and user CPU time, ms. */
@@ -126,7 +116,7 @@ export async function measureLocal(
   });
   writeFileSync(join(dir, 'floor.mjs'), FLOOR);
   writeFileSync(join(dir, 'cpu-preload.cjs'), CPU_PRELOAD);
-  await bundleCli(root, join(dir, 'cli'));
+  bundleCli(root, join(dir, 'cli'));
   const mintArgs = [
     'cli/cli.js',
     'mint',

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// The `docker-credential-regtoken` command (docs/client.md). It runs the compiled code, which `npm ci` builds.
+// The `docker-credential-regtoken` command (docs/client.md). It runs the built code (dist/bin/), which `npm ci` builds.
 import { launch } from './launch.js';
 
-await launch('../dist/lambda/cli/docker-credential-helper.js');
+await launch('../dist/bin/docker-credential-regtoken.mjs');

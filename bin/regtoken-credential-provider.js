@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// The `regtoken-credential-provider` command (docs/client.md). It runs the compiled code, which `npm ci` builds.
+// The `regtoken-credential-provider` command (docs/client.md). It runs the built code (dist/bin/), which `npm ci` builds.
 import { launch } from './launch.js';
 
-await launch('../dist/lambda/cli/credential-provider.js');
+await launch('../dist/bin/regtoken-credential-provider.mjs');

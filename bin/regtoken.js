@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// The `regtoken` command. It runs the compiled CLI, which `npm ci` builds (the "prepare" script).
+// The `regtoken` command. It runs the built CLI (dist/bin/), which `npm ci` builds (the "prepare" script).
 import { launch } from './launch.js';
 
-await launch('../dist/lambda/cli/main.js');
+await launch('../dist/bin/regtoken.mjs');

@@ -10,7 +10,7 @@
  */
 
 import { randomBytes } from 'node:crypto';
-import { chmodSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -136,15 +136,74 @@ describe('the published package carries what the user data installs', () => {
         'bin/regtoken.js',
         'bin/docker-credential-regtoken.js',
         'bin/regtoken-credential-provider.js',
-        'dist/lambda/cli/main.js', // built by `npm ci` (the prepare script)
-        'dist/lambda/cli/docker-credential-helper.js',
-        'dist/lambda/cli/credential-provider.js',
+        'dist/bin/regtoken.mjs', // built by `npm ci` (the prepare script)
+        'dist/bin/docker-credential-regtoken.mjs',
+        'dist/bin/regtoken-credential-provider.mjs',
         'examples/ec2/regtoken-login.service',
         'examples/ec2/regtoken-login.timer',
         'examples/kubernetes/node-setup.sh',
         'examples/kubernetes/credential-provider-config.yaml',
       ]),
     );
+  });
+});
+
+describe('the built commands', () => {
+  /** The files importing `entry` loads before any code runs: its static imports, and theirs. */
+  const loadedBy = (entry: string): string[] => {
+    const dir = join(REPO, 'dist/bin');
+    const loaded = new Set<string>();
+    const queue = [entry];
+    for (let file = queue.pop(); file !== undefined; file = queue.pop()) {
+      if (loaded.has(file)) continue;
+      loaded.add(file);
+      const code = readFileSync(join(dir, file), 'utf8');
+      for (const m of code.matchAll(/^\s*(?:import|export)\b[^;]*?from\s*"\.\/([^"]+)"/gm))
+        queue.push(m[1] as string);
+      for (const m of code.matchAll(/^\s*import\s*"\.\/([^"]+)"/gm)) queue.push(m[1] as string);
+    }
+    return [...loaded].map((f) => readFileSync(join(dir, f), 'utf8'));
+  };
+  // esbuild names each bundled file in a comment: `// node_modules/yaml/dist/…`.
+  const libraries = (code: string[]) =>
+    [
+      ...new Set(
+        code.flatMap((c) =>
+          [...c.matchAll(/^\/\/ node_modules\/((?:@[^/]+\/)?[^/]+)\//gm)].map(
+            (m) => m[1] as string,
+          ),
+        ),
+      ),
+    ].sort();
+
+  it('start without the AWS SDK, the YAML reader for wrong files or the ASN.1 libraries', () => {
+    // The whole bundle holds them: each is loaded on demand, by a dynamic import.
+    const everything = libraries(
+      readdirSync(join(REPO, 'dist/bin'))
+        .filter((f) => f.endsWith('.mjs'))
+        .map((f) => readFileSync(join(REPO, 'dist/bin', f), 'utf8')),
+    );
+    expect(everything).toEqual(
+      expect.arrayContaining(['@aws-sdk/client-s3', '@peculiar/asn1-x509', 'yaml']),
+    );
+    for (const entry of [
+      'regtoken.mjs',
+      'docker-credential-regtoken.mjs',
+      'regtoken-credential-provider.mjs',
+    ]) {
+      const loaded = libraries(loadedBy(entry));
+      expect({ entry, sdk: loaded.filter((l) => l.startsWith('@aws-sdk/')) }).toEqual({
+        entry,
+        sdk: [],
+      });
+      expect({
+        entry,
+        others: loaded.filter((l) => ['yaml', '@peculiar/asn1-x509', 'asn1js'].includes(l)),
+      }).toEqual({
+        entry,
+        others: [],
+      });
+    }
   });
 });
 
