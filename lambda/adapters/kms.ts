@@ -89,6 +89,7 @@ export class KmsSigner implements RootedSigner {
         alg: 'ES256',
         keyHeader: { kid: root.kid },
         sign: async (input) => derToJose(await this.sign(this.keyId, input)),
+        remote: true,
         trust,
         description: `KMS key ${this.keyId} (ES256, signed by KMS per token, kid ${root.kid})`,
         root: status,

@@ -17,6 +17,11 @@ export interface TokenSigner {
   /** Header fields that let the registry find the verification key: `kid` or an `x5c` chain. */
   readonly keyHeader: { readonly kid: string } | { readonly x5c: readonly string[] };
   sign(signingInput: Uint8Array): Uint8Array | Promise<Uint8Array>;
+  /**
+   * True when each signature is a request to another service (KMS direct mode): the run then
+   * writes each token as soon as it is signed, instead of signing a group back to back.
+   */
+  readonly remote?: boolean;
 }
 
 /** The JWT claim set of a registry token, in the order regtoken writes it. */

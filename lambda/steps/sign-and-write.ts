@@ -84,10 +84,10 @@ export function randomJtis(): () => string {
 
 /**
  * Signs and writes one batch in one pass: the principals are signed one at a time, in the
- * batch's order, in groups of {@link SIGN_GROUP}; a group's writes start as soon as it is
- * signed, with at most `store.concurrency` writes in flight, and the next group is signed once
- * they have all started. So signing overlaps the writes and the batch never holds more than a
- * group of tokens at once (docs/performance.md). Signatures are made one at a time on purpose:
+ * batch's order, in groups of {@link SIGN_GROUP} (one at a time for a remote signer); a
+ * group's writes start as soon as it is signed, with at most `store.concurrency` writes in
+ * flight, and the next group is signed once they have all started. So signing overlaps the
+ * writes and the batch never holds more than a group of tokens at once (docs/performance.md). Signatures are made one at a time on purpose:
  * in KMS direct mode each is a KMS call, and the account's Sign quota is shared. If signing
  * fails, the tokens signed before are written and no further token is signed; if the run's
  * lease ends (LeaseExpiredError from a write), no further write starts. Either way the step
@@ -118,8 +118,11 @@ export async function signAndWrite(
   const counts = accessCounts();
   const writes = new WriteSlots(store.concurrency);
   const all = batch.principals;
-  for (let from = 0; from < all.length && !stop; from += SIGN_GROUP) {
-    const group = all.slice(from, from + SIGN_GROUP);
+  // A remote signer's signatures are round trips: nothing to keep in the caches, and each
+  // write may as well start while the next token is signed.
+  const groupSize = key.remote ? 1 : SIGN_GROUP;
+  for (let from = 0; from < all.length && !stop; from += groupSize) {
+    const group = all.slice(from, from + groupSize);
     const signed = await signGroup(group, encode, newJti, key);
     // Tokens signed before a signing failure are still written.
     if (signed.failure) stop ??= signed.failure;

@@ -383,6 +383,34 @@ describe('signAndWrite', () => {
     expect(mostHeld).toBe(SIGN_GROUP - store.concurrency);
   });
 
+  it('writes each token of a remote signer (KMS direct mode) as soon as it is signed', async () => {
+    const store = new GatedStore();
+    const principals = Array.from({ length: 10 }, (_, i) =>
+      work(`arn:aws:iam::111122223333:role/r${i}`),
+    );
+    const key = await fixedKey();
+    let signed = 0;
+    const remote = {
+      ...key,
+      remote: true,
+      sign: async (input: Uint8Array) => {
+        signed += 1;
+        return key.sign(input);
+      },
+    };
+    const run = signAndWrite(batch(principals), remote, { store, ...quiet });
+    await store.until(() => store.pending.length === store.concurrency);
+    await store.turns(5);
+    // Four writes wait; the fifth token is signed and waits for a free slot.
+    expect(signed).toBe(store.concurrency + 1);
+    while (store.pending.length > 0) {
+      expect(signed - store.started).toBeLessThanOrEqual(1);
+      store.pending.shift()?.();
+      await store.until(() => store.pending.length > 0 || store.started === 10);
+    }
+    expect((await run).tokens).toHaveLength(10);
+  });
+
   it('writes the tokens signed before a signing failure, then fails with it', async () => {
     const store = new MemoryStore();
     const key = await fixedKey();
