@@ -152,7 +152,7 @@ export function bundledFunction(
       sourcesContent: BUILD.sourcesContent,
       banner: BUILD.banner.js,
       // NodejsFunction writes one file; this bundles the entry again, split at its dynamic
-      // imports, so what a run never loads is not compiled on every cold start (about 70 ms
+      // imports, so what a run never loads is not compiled on every cold start (about 50 ms
       // less, docs/performance.md). Same options; the entry stays index.mjs.
       commandHooks: {
         beforeBundling: () => [],
