@@ -45,4 +45,7 @@ if [ "$("$lambda_node/node_modules/$lambda_node_package/bin/node" --version 2>/d
 fi
 
 npm run lint
+# The built commands (dist/bin/), as the package ships them: the tests run them through real
+# clients (Docker, skopeo, a kubelet's provider call), so they are built from this source first.
+npm run build >/dev/null
 exec node --experimental-vm-modules --no-warnings=ExperimentalWarning node_modules/jest/bin/jest.js "$@"

@@ -1,12 +1,10 @@
 import { chmod, mkdir, writeFile } from 'node:fs/promises';
-import { createRequire } from 'node:module';
 import path from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { fileURLToPath } from 'node:url';
 import { type RunResult, run } from './process.js';
 
-/** The tsx loader by absolute URL: the programs run with whatever working directory. */
-const TSX = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
-const entry = (name: string) => fileURLToPath(new URL(`./${name}`, import.meta.url));
+/** The package's bin, by absolute path: the programs run with whatever working directory. */
+const bin = (name: string) => fileURLToPath(new URL(`../../bin/${name}`, import.meta.url));
 
 /** The two credential programs as commands on a PATH, as `npm install -g` puts them there. */
 export interface CredentialBins {
@@ -18,21 +16,22 @@ export interface CredentialBins {
   readonly provider: string;
 }
 
-/** `#!/bin/sh` launcher running an entry from source with this Node.js and tsx. */
+/** `#!/bin/sh` launcher running one of the package's bins with this Node.js. */
 const launcher = (file: string) =>
-  `#!/bin/sh\nexec ${JSON.stringify(process.execPath)} --import ${JSON.stringify(TSX)} ${JSON.stringify(entry(file))} "$@"\n`;
+  `#!/bin/sh\nexec ${JSON.stringify(process.execPath)} ${JSON.stringify(bin(file))} "$@"\n`;
 
 /**
  * Writes `docker-credential-regtoken` and `regtoken-credential-provider` into `dir` (created):
- * small launchers that run the programs from source, so Docker, skopeo and a kubelet find them
- * by name exactly as they would the installed package's bins.
+ * small launchers that run the package's bins (the built code in dist/bin/, which
+ * scripts/test.sh builds from the source first), so Docker, skopeo and a kubelet find and run
+ * them by name exactly as they would the installed package's.
  */
 export async function credentialBins(dir: string): Promise<CredentialBins> {
   await mkdir(dir, { recursive: true });
   const helper = path.join(dir, 'docker-credential-regtoken');
   const provider = path.join(dir, 'regtoken-credential-provider');
-  await writeFile(helper, launcher('docker-credential-entry.ts'));
-  await writeFile(provider, launcher('credential-provider-entry.ts'));
+  await writeFile(helper, launcher('docker-credential-regtoken.js'));
+  await writeFile(provider, launcher('regtoken-credential-provider.js'));
   await chmod(helper, 0o755);
   await chmod(provider, 0o755);
   return { dir, helper, provider };
