@@ -226,6 +226,28 @@ function fixedKey(): Promise<SigningKey> {
   });
 }
 
+/** `n` roles of one account, r0 to r(n-1), each with the same access. */
+function roles(n: number): PrincipalWork[] {
+  return Array.from({ length: n }, (_, i) => work(`arn:aws:iam::111122223333:role/r${i}`));
+}
+
+/**
+ * The fixed key, counting its signatures (`signed()`); with `remote`, a key whose signatures
+ * are requests to another service, as a KMS direct-mode key is.
+ */
+async function countingKey(remote = false): Promise<{ key: SigningKey; signed: () => number }> {
+  const key = await fixedKey();
+  let signed = 0;
+  const sign = (input: Uint8Array) => {
+    signed += 1;
+    return key.sign(input);
+  };
+  return {
+    key: remote ? { ...key, remote: true, sign: async (input) => sign(input) } : { ...key, sign },
+    signed: () => signed,
+  };
+}
+
 function work(arn: string, extra: Partial<PrincipalWork> = {}): PrincipalWork {
   return {
     principal: principal(arn),
@@ -347,36 +369,26 @@ describe('signAndWrite', () => {
   it("keeps at most the store's concurrency of writes in flight, signing a group ahead", async () => {
     const store = new GatedStore();
     const total = SIGN_GROUP + 6;
-    const principals = Array.from({ length: total }, (_, i) =>
-      work(`arn:aws:iam::111122223333:role/r${i}`),
-    );
-    const key = await fixedKey();
-    let signed = 0;
-    const counting = {
-      ...key,
-      sign: (input: Uint8Array) => {
-        signed += 1;
-        return key.sign(input);
-      },
-    };
-    const run = signAndWrite(batch(principals), counting, { store, ...quiet });
+    const principals = roles(total);
+    const { key, signed } = await countingKey();
+    const run = signAndWrite(batch(principals), key, { store, ...quiet });
     await store.until(() => store.pending.length === store.concurrency);
     // The first group is signed back to back; four of its writes wait, and nothing more is
     // signed while its other tokens wait for a free slot.
-    expect(signed).toBe(SIGN_GROUP);
+    expect(signed()).toBe(SIGN_GROUP);
     let mostHeld = 0;
     while (store.pending.length > 0) {
       expect(store.pending.length).toBeLessThanOrEqual(store.concurrency);
       // Tokens signed and not yet handed to the store: at most one group.
-      mostHeld = Math.max(mostHeld, signed - store.started);
-      expect(signed - store.started).toBeLessThanOrEqual(SIGN_GROUP);
+      mostHeld = Math.max(mostHeld, signed() - store.started);
+      expect(signed() - store.started).toBeLessThanOrEqual(SIGN_GROUP);
       // The next group is signed only once every write of this one has started.
-      if (store.started < SIGN_GROUP) expect(signed).toBe(SIGN_GROUP);
+      if (store.started < SIGN_GROUP) expect(signed()).toBe(SIGN_GROUP);
       store.pending.shift()?.();
       await store.until(() => store.pending.length > 0 || store.started === total);
     }
     const result = await run;
-    expect(signed).toBe(total);
+    expect(signed()).toBe(total);
     expect(result.tokens).toHaveLength(total);
     expect(result.tokens.map((t) => t.principal)).toEqual(principals.map((p) => p.principal.arn));
     expect(store.mostInFlight).toBe(store.concurrency);
@@ -385,26 +397,14 @@ describe('signAndWrite', () => {
 
   it('writes each token of a remote signer (KMS direct mode) as soon as it is signed', async () => {
     const store = new GatedStore();
-    const principals = Array.from({ length: 10 }, (_, i) =>
-      work(`arn:aws:iam::111122223333:role/r${i}`),
-    );
-    const key = await fixedKey();
-    let signed = 0;
-    const remote = {
-      ...key,
-      remote: true,
-      sign: async (input: Uint8Array) => {
-        signed += 1;
-        return key.sign(input);
-      },
-    };
-    const run = signAndWrite(batch(principals), remote, { store, ...quiet });
+    const { key, signed } = await countingKey(true);
+    const run = signAndWrite(batch(roles(10)), key, { store, ...quiet });
     await store.until(() => store.pending.length === store.concurrency);
     await store.turns(5);
     // Four writes wait; the fifth token is signed and waits for a free slot.
-    expect(signed).toBe(store.concurrency + 1);
+    expect(signed()).toBe(store.concurrency + 1);
     while (store.pending.length > 0) {
-      expect(signed - store.started).toBeLessThanOrEqual(1);
+      expect(signed() - store.started).toBeLessThanOrEqual(1);
       store.pending.shift()?.();
       await store.until(() => store.pending.length > 0 || store.started === 10);
     }
@@ -458,10 +458,7 @@ describe('signAndWrite', () => {
   it('stops starting tokens when the lease ends, and fails once the writes in flight end', async () => {
     const store = new GatedStore();
     store.endLeaseAt = 2;
-    const principals = Array.from({ length: 10 }, (_, i) =>
-      work(`arn:aws:iam::111122223333:role/r${i}`),
-    );
-    const run = signAndWrite(batch(principals), await fixedKey(), { store, ...quiet });
+    const run = signAndWrite(batch(roles(10)), await fixedKey(), { store, ...quiet });
     let settled = false;
     void run
       .catch(() => {})
