@@ -29,6 +29,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { AssumeRoleCommand, STSClient } from '@aws-sdk/client-sts';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { staticallyLoaded } from '../helpers/bundles.js';
 import { type CfnJson, ROOT } from '../helpers/cdk.js';
 import { ResolvedTemplate } from '../helpers/cfn.js';
 import { type FaultProxy, startFaultProxy } from '../helpers/fault-proxy.js';
@@ -184,15 +185,8 @@ describe('the bundled function', () => {
     const asset = readdirSync(out).find((d) => existsSync(join(out, d, 'index.mjs'))) as string;
     const dir = join(out, asset);
     const code = (file: string) => readFileSync(join(dir, file), 'utf8');
-    // What importing index.mjs loads: its static imports, and theirs (minified ES modules).
-    const loaded = new Set<string>();
-    const queue = ['index.mjs'];
-    for (let file = queue.pop(); file !== undefined; file = queue.pop()) {
-      if (loaded.has(file)) continue;
-      loaded.add(file);
-      for (const m of code(file).matchAll(/(?:\bfrom|\bimport)\s*"\.\/([^"]+\.mjs)"/g))
-        queue.push(m[1] as string);
-    }
+    // What importing index.mjs loads: its static imports, and theirs.
+    const loaded = new Set(staticallyLoaded(dir, 'index.mjs'));
     const chunks = readdirSync(dir).filter((f) => f.endsWith('.mjs'));
     const yamlReader = chunks.filter((f) => code(f).includes('YAMLParseError'));
     expect(yamlReader).toHaveLength(1);

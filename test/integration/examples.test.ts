@@ -31,6 +31,7 @@ import { AwsClients } from '../../lambda/adapters/aws.js';
 import { ENV_VARS } from '../../lambda/env.js';
 import { createHandler } from '../../lambda/handler.js';
 import type { RunSettings } from '../../lambda/run.js';
+import { staticallyLoaded } from '../helpers/bundles.js';
 import { type FaultProxy, startFaultProxy } from '../helpers/fault-proxy.js';
 import { applyAwsTestEnv, awsChildEnv, type Moto, startMoto } from '../helpers/moto.js';
 import { freePort, waitForHttp } from '../helpers/net.js';
@@ -150,20 +151,10 @@ describe('the published package carries what the user data installs', () => {
 
 describe('the built commands', () => {
   /** The files importing `entry` loads before any code runs: its static imports, and theirs. */
-  const loadedBy = (entry: string): string[] => {
-    const dir = join(REPO, 'dist/bin');
-    const loaded = new Set<string>();
-    const queue = [entry];
-    for (let file = queue.pop(); file !== undefined; file = queue.pop()) {
-      if (loaded.has(file)) continue;
-      loaded.add(file);
-      const code = readFileSync(join(dir, file), 'utf8');
-      for (const m of code.matchAll(/^\s*(?:import|export)\b[^;]*?from\s*"\.\/([^"]+)"/gm))
-        queue.push(m[1] as string);
-      for (const m of code.matchAll(/^\s*import\s*"\.\/([^"]+)"/gm)) queue.push(m[1] as string);
-    }
-    return [...loaded].map((f) => readFileSync(join(dir, f), 'utf8'));
-  };
+  const loadedBy = (entry: string): string[] =>
+    staticallyLoaded(join(REPO, 'dist/bin'), entry).map((f) =>
+      readFileSync(join(REPO, 'dist/bin', f), 'utf8'),
+    );
   // esbuild names each bundled file in a comment: `// node_modules/yaml/dist/…`.
   const libraries = (code: string[]) =>
     [
