@@ -157,7 +157,7 @@ export async function signAndWrite(
         expiresAt: isoTime(claims.exp),
         access: access.access,
       };
-      if (writes.full) await writes.free();
+      await writes.free();
       if (leaseEnded) break;
       writes.start(
         putToken(store, k, doc, access.principal).then(
@@ -253,10 +253,6 @@ class WriteSlots {
   #failure: { error: unknown } | undefined;
   constructor(limit: number) {
     this.#limit = Math.max(1, limit);
-  }
-  /** Whether a write must wait for {@link free} before it starts. */
-  get full(): boolean {
-    return this.#running >= this.#limit;
   }
   /** Resolves when a write may start. */
   async free(): Promise<void> {
