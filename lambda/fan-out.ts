@@ -89,7 +89,8 @@ export type PlanOutput =
 
 /** A shard file: everything a worker needs, as plain data. */
 interface ShardFile {
-  readonly version: 1;
+  /** 2: each principal carries its token key and ARN rank ({@link PrincipalWork}). */
+  readonly version: 2;
   readonly settings: TokenSettings;
   readonly root: SignerRoot;
   readonly principals: readonly PrincipalWork[];
@@ -156,7 +157,7 @@ export async function planRun(
     const shardRoot = root;
     await writeAll(shards, (s) =>
       files.write(ref.run, shardFileName(s.index), {
-        version: 1,
+        version: 2,
         settings: planned.settings,
         root: shardRoot,
         principals: s.principals,
@@ -261,7 +262,7 @@ export async function mintShard(
 function shardFile(body: unknown, where: string): ShardFile {
   const f = body as Partial<ShardFile> | undefined;
   if (f === undefined) throw new StoreError(`${where}: no such shard file`);
-  if (f?.version !== 1 || !Array.isArray(f.principals) || !f.settings || !f.root)
+  if (f?.version !== 2 || !Array.isArray(f.principals) || !f.settings || !f.root)
     throw new StoreError(`${where}: not a shard file this version of regtoken reads`);
   return f as ShardFile;
 }

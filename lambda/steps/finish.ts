@@ -7,7 +7,7 @@
 import { mapLimit } from '../core/pool.js';
 import type { ConfigSource, Logger, Metrics, RunLock, TokenStore } from '../core/ports.js';
 import type { MintPlan, PrincipalProblem } from './plan.js';
-import type { BatchResult, MintedToken } from './sign-and-write.js';
+import { type BatchResult, type MintedToken, sortByArn } from './sign-and-write.js';
 
 /** What the finish step needs. */
 export interface FinishDeps {
@@ -68,7 +68,12 @@ export async function finish(
   if (deleteError !== undefined) throw deleteError;
   const removed = plan.stale.filter((k) => deleted.has(k));
 
-  const tokens = batches.flatMap((b) => ('tokens' in b ? b.tokens : []));
+  // Each batch's tokens are in ARN order already: one batch (a single function's run) needs no sort.
+  const [only] = batches;
+  const tokens =
+    batches.length === 1 && only && 'tokens' in only
+      ? only.tokens
+      : sortByArn(batches.flatMap((b) => ('tokens' in b ? b.tokens : [])));
   const minted = batches.reduce((n, b) => n + ('tokens' in b ? b.tokens.length : b.minted), 0);
   const failed = batches.flatMap((b) => b.failed);
   const warnings = [...plan.warnings, ...batches.flatMap((b) => b.warnings)];
@@ -96,8 +101,6 @@ export async function finish(
     durationMs: Date.now() - plan.startedAt,
   });
 
-  // By the ARN's characters: the same order in every locale (an ARN is ASCII).
-  tokens.sort((a, b) => (a.principal < b.principal ? -1 : a.principal > b.principal ? 1 : 0));
   return {
     configVersion: plan.configVersion,
     unknown: plan.unknown,

@@ -66,11 +66,18 @@ export interface LargestGrant {
 /** One principal to mint for, with its resolved access. */
 export interface PrincipalWork {
   readonly principal: Principal;
+  /** Where its token is written: {@link tokenKey}. */
+  readonly key: string;
   readonly ttlSeconds: number;
   readonly access: readonly ResourceAccess[];
   /** Wildcard patterns that matched no repository in the inventory. */
   readonly unmatched: readonly string[];
   readonly largestGrant: LargestGrant | undefined;
+  /**
+   * The principal's place in ARN order among the plan's principals (0-based): the run reports
+   * its tokens in that order, and knowing each one's place spares sorting them by ARN.
+   */
+  readonly rank: number;
 }
 
 /** What every token of the run shares. */
@@ -131,7 +138,7 @@ export interface MintPlan {
 export class GrantsCache {
   #last: { file: string; text: string; config: GrantsConfig } | undefined;
   #resolved:
-    | { config: GrantsConfig; inventory: readonly string[]; access: readonly PrincipalAccess[] }
+    | { config: GrantsConfig; inventory: readonly string[]; work: readonly PrincipalWork[] }
     | undefined;
 
   /** The model of `text`, parsed now unless it is the text last parsed for `file`. */
@@ -144,17 +151,17 @@ export class GrantsCache {
   }
 
   /**
-   * Each principal's access under `config` and `inventory`, resolved now unless they are the
-   * model and the repository names last resolved ({@link resolveAccess} is pure, and its result
-   * is read-only). A scheduled run of unchanged grants over an unchanged registry resolves
+   * Each principal's work under `config` and `inventory` ({@link planWork}), made now unless
+   * they are the model and the repository names last resolved (it is pure, and its result is
+   * read-only). A scheduled run of unchanged grants over an unchanged registry resolves
    * nothing; a pushed repository or a new grants text resolves again.
    */
-  resolve(config: GrantsConfig, inventory: readonly string[]): readonly PrincipalAccess[] {
+  resolve(config: GrantsConfig, inventory: readonly string[]): readonly PrincipalWork[] {
     const last = this.#resolved;
-    if (last?.config === config && sameNames(last.inventory, inventory)) return last.access;
-    const access = resolveAccess(config, inventory);
-    this.#resolved = { config, inventory: [...inventory], access };
-    return access;
+    if (last?.config === config && sameNames(last.inventory, inventory)) return last.work;
+    const work = planWork(config, inventory);
+    this.#resolved = { config, inventory: [...inventory], work };
+    return work;
   }
 }
 
@@ -177,13 +184,13 @@ export async function loadGrants(
   return { config, version };
 }
 
-/** Each principal's access ({@link resolveAccess}); with a cache, unchanged input is not resolved again. */
+/** Each principal's work ({@link planWork}); with a cache, unchanged input is not resolved again. */
 function resolveGrants(
   config: GrantsConfig,
   inventory: readonly string[],
   cache?: GrantsCache,
-): readonly PrincipalAccess[] {
-  return cache ? cache.resolve(config, inventory) : resolveAccess(config, inventory);
+): readonly PrincipalWork[] {
+  return cache ? cache.resolve(config, inventory) : planWork(config, inventory);
 }
 
 /**
@@ -292,7 +299,7 @@ export async function plan(deps: PlanDeps): Promise<{ plan: MintPlan; key: Signi
 
   // Remove tokens only for principals that are no longer granted (absent from the config, or
   // unknown to IAM: a role deleted and recreated later must not find an old token waiting).
-  const wanted = new Set(resolved.map((r) => tokenKey(r.principal)));
+  const wanted = new Set(resolved.map((r) => r.key));
   const stale = (await listStored()).filter((k) => !wanted.has(k));
 
   const mintPlan: MintPlan = {
@@ -305,7 +312,7 @@ export async function plan(deps: PlanDeps): Promise<{ plan: MintPlan; key: Signi
       issuedAt: now.toISOString(),
       inventory: source?.name,
     },
-    principals: toWork(resolved),
+    principals: resolved,
     unknown,
     unverified,
     shortLifetimes,
@@ -354,12 +361,15 @@ function warnShortLifetimes(config: GrantsConfig, schedule: Schedule, logger: Lo
 }
 
 /**
- * Resolved access as plain data. Principals named by the same grants share their access list
- * (resolveAccess), and so their largest grant: it is found once per list.
+ * Each principal's access ({@link resolveAccess}) as plain data, in the grants' order, with its
+ * place in ARN order. Principals named by the same grants share their access list, and so their
+ * largest grant: it is found once per list.
  */
-function toWork(resolved: readonly PrincipalAccess[]): PrincipalWork[] {
+function planWork(config: GrantsConfig, inventory: readonly string[]): PrincipalWork[] {
+  const resolved = resolveAccess(config, inventory);
+  const ranks = arnRanks(resolved);
   const largest = new Map<PrincipalAccess['contributions'], LargestGrant | undefined>();
-  return resolved.map((r) => {
+  return resolved.map((r, i) => {
     let grant = largest.get(r.contributions);
     if (!largest.has(r.contributions)) {
       grant = largestGrant(r.contributions);
@@ -367,12 +377,29 @@ function toWork(resolved: readonly PrincipalAccess[]): PrincipalWork[] {
     }
     return {
       principal: r.principal,
+      key: tokenKey(r.principal),
       ttlSeconds: r.ttlSeconds,
       access: r.access,
       unmatched: r.unmatched,
       largestGrant: grant,
+      rank: ranks[i] as number,
     };
   });
+}
+
+/** Each principal's place when sorted by the ARN's characters (the same in every locale: an ARN is ASCII). */
+function arnRanks(resolved: readonly PrincipalAccess[]): number[] {
+  const byArn = resolved.map((_, i) => i);
+  byArn.sort((a, b) => {
+    const x = (resolved[a] as PrincipalAccess).principal.arn;
+    const y = (resolved[b] as PrincipalAccess).principal.arn;
+    return x < y ? -1 : x > y ? 1 : 0;
+  });
+  const ranks = new Array<number>(resolved.length);
+  byArn.forEach((at, rank) => {
+    ranks[at] = rank;
+  });
+  return ranks;
 }
 
 function largestGrant(contributions: PrincipalAccess['contributions']): LargestGrant | undefined {

@@ -10,7 +10,6 @@
 import { randomBytes } from 'node:crypto';
 import type { ResourceAccess } from '../core/grants.js';
 import type { Logger, TokenDocument, TokenStore } from '../core/ports.js';
-import { tokenKey } from '../core/principal.js';
 import { basicHeaderBytes } from '../core/realm.js';
 import {
   claimsEncoder,
@@ -56,7 +55,7 @@ export interface MintedToken {
 
 /** The outcome of one batch: plain, serialisable data. */
 export interface BatchResult {
-  /** In the order they were written. */
+  /** In their principals' ARN order. */
   readonly tokens: readonly MintedToken[];
   /** Tokens too large (in the batch's order), then failed writes (in the order they failed). */
   readonly failed: readonly PrincipalProblem[];
@@ -111,6 +110,8 @@ export async function signAndWrite(
   const tooLarge: PrincipalProblem[] = [];
   const writeFailed: PrincipalProblem[] = [];
   const tokens: MintedToken[] = [];
+  // Each written token's principal's place in ARN order, by the token's index in `tokens`.
+  const ranks: number[] = [];
   // The first reason to start no further token: a signing failure or the lease's end.
   let stop: { error: unknown } | undefined;
   let leaseEnded = false;
@@ -148,7 +149,7 @@ export async function signAndWrite(
         warnings.push(
           `${arn}: token is ${bytes} bytes; sent as a password its Basic header is ${basic} bytes, above ${TOKEN_WARN_BYTES} (proxies such as nginx reject longer headers by default)`,
         );
-      const k = tokenKey(access.principal);
+      const k = access.key;
       const doc: TokenDocument = {
         principal: arn,
         registry: settings.host,
@@ -157,7 +158,7 @@ export async function signAndWrite(
         expiresAt: isoTime(claims.exp),
         access: access.access,
       };
-      await writes.free();
+      if (writes.full) await writes.free();
       if (leaseEnded) break;
       writes.start(
         putToken(store, k, doc, access.principal).then(
@@ -172,6 +173,7 @@ export async function signAndWrite(
               repositories,
               catalog,
             });
+            ranks.push(access.rank);
           },
           (err: unknown) => {
             // The run's lease is ending: no write may start any more, for any principal.
@@ -190,7 +192,36 @@ export async function signAndWrite(
   }
   await writes.drain();
   if (stop) throw stop.error;
-  return { tokens, failed: [...tooLarge, ...writeFailed], warnings };
+  return { tokens: inArnOrder(tokens, ranks), failed: [...tooLarge, ...writeFailed], warnings };
+}
+
+/**
+ * The tokens in their principals' ARN order, placed by each principal's rank from the plan
+ * (writes end in any order). A rank that is no place in the batch's order (missing, taken twice,
+ * or far beyond the batch's size: a batch made by hand) makes it sort them by ARN instead.
+ */
+function inArnOrder(tokens: readonly MintedToken[], ranks: readonly number[]): MintedToken[] {
+  // A batch's ranks are places among the whole plan's principals: a shard's may exceed its size.
+  const most = 4 * tokens.length + 1024;
+  let last = -1;
+  for (const rank of ranks) {
+    if (!Number.isInteger(rank) || rank < 0 || rank >= most) return sortByArn([...tokens]);
+    if (rank > last) last = rank;
+  }
+  const slots = new Array<MintedToken | undefined>(last + 1);
+  for (let i = 0; i < tokens.length; i++) {
+    const rank = ranks[i] as number;
+    if (slots[rank] !== undefined) return sortByArn([...tokens]);
+    slots[rank] = tokens[i];
+  }
+  return slots.filter((t): t is MintedToken => t !== undefined);
+}
+
+/** By the ARN's characters: the same order in every locale (an ARN is ASCII). */
+export function sortByArn<T extends { readonly principal: string }>(tokens: T[]): T[] {
+  return tokens.sort((a, b) =>
+    a.principal < b.principal ? -1 : a.principal > b.principal ? 1 : 0,
+  );
 }
 
 /**
@@ -253,6 +284,10 @@ class WriteSlots {
   #failure: { error: unknown } | undefined;
   constructor(limit: number) {
     this.#limit = Math.max(1, limit);
+  }
+  /** True when a write must wait for {@link free} (most do not: no need to wait then). */
+  get full(): boolean {
+    return this.#running >= this.#limit;
   }
   /** Resolves when a write may start. */
   async free(): Promise<void> {

@@ -6,9 +6,9 @@
  */
 
 import { describe, expect, it } from '@jest/globals';
-import { resolveAccess } from '../../lambda/core/grants.js';
+import { type GrantsConfig, resolveAccess } from '../../lambda/core/grants.js';
 import type { PrincipalDirectory, SigningKey, TokenDocument } from '../../lambda/core/ports.js';
-import { parsePrincipal } from '../../lambda/core/principal.js';
+import { parsePrincipal, tokenKey } from '../../lambda/core/principal.js';
 import { decodeClaims } from '../../lambda/core/token.js';
 import { ConfigError, LeaseExpiredError } from '../../lambda/errors.js';
 import { finish, releaseAndCheck } from '../../lambda/steps/finish.js';
@@ -119,6 +119,8 @@ describe('plan', () => {
       ],
     ]);
     expect(p.principals[1]?.largestGrant).toEqual({ grant: 2, line: 7, entries: 3 });
+    // Ranked in ARN order among every granted principal (ALICE, unknown to IAM, included).
+    expect(p.principals.map((w) => w.rank)).toEqual([0, 2]);
     expect(store.policies).toEqual([['111122223333', '444455556666']]);
     expect(store.bundle).toBe(key.trust.bundlePem);
     expect(store.writes).toBe(0);
@@ -202,6 +204,33 @@ describe('plan', () => {
     expect(events).toEqual(['prepare', 'IAM answered']);
   });
 
+  it("ranks the principals in ARN order, listing them in the grants' order", async () => {
+    const zed = 'arn:aws:iam::111122223333:role/Zed';
+    const text = `version: 1
+registry: {host: registry.test, service: svc, issuer: iss}
+grants:
+  - principals: [${BOB}, ${CI}, ${zed}]
+    access: [{repository: team-a/app, actions: [pull]}]
+  - principal: ${ALICE}
+    access: [{repository: team-a/app, actions: [pull]}]
+`;
+    const { plan: p } = await plan({
+      config: new MemoryConfig(text),
+      store: new MemoryStore(),
+      signer: fixedSigner,
+      clock: () => FIXED_NOW,
+      ...quiet,
+    });
+    expect(p.principals.map((w) => [w.principal.arn, w.rank])).toEqual([
+      [BOB, 3],
+      [CI, 1],
+      [zed, 0],
+      [ALICE, 2],
+    ]);
+    // Each carries its token's key, made once with the plan (and kept with unchanged grants).
+    expect(p.principals.map((w) => w.key)).toEqual(p.principals.map((w) => tokenKey(w.principal)));
+  });
+
   it('stops on an invalid config before publishing anything', async () => {
     const store = new PolicyStore();
     await expect(
@@ -226,9 +255,11 @@ function fixedKey(): Promise<SigningKey> {
   });
 }
 
-/** `n` roles of one account, r0 to r(n-1), each with the same access. */
+/** `n` roles of one account, r0 to r(n-1), each with the same access, ranked in that order. */
 function roles(n: number): PrincipalWork[] {
-  return Array.from({ length: n }, (_, i) => work(`arn:aws:iam::111122223333:role/r${i}`));
+  return Array.from({ length: n }, (_, i) =>
+    work(`arn:aws:iam::111122223333:role/r${i}`, { rank: i }),
+  );
 }
 
 /**
@@ -251,10 +282,13 @@ async function countingKey(remote = false): Promise<{ key: SigningKey; signed: (
 function work(arn: string, extra: Partial<PrincipalWork> = {}): PrincipalWork {
   return {
     principal: principal(arn),
+    key: tokenKey(principal(arn)),
     ttlSeconds: 3600,
     access: [{ type: 'repository', name: 'team-a/app', actions: ['pull'] }],
     unmatched: [],
     largestGrant: { grant: 1, line: 5, entries: 1 },
+    // One rank for all: the batch sorts its tokens by ARN (see 'reports the tokens in ARN order').
+    rank: 0,
     ...extra,
   };
 }
@@ -453,6 +487,44 @@ describe('signAndWrite', () => {
       },
     ]);
     expect(result.tokens.map((t) => t.principal)).toEqual([CI, BOB]);
+  });
+
+  it("reports the tokens in their plan ranks' order, whatever order their writes end in", async () => {
+    const store = new GatedStore();
+    // Ranked against the batch's order, as a plan ranks principals listed out of ARN order.
+    const principals = roles(3).map((w, i) => ({ ...w, rank: 2 - i }));
+    const run = signAndWrite(batch(principals), await fixedKey(), { store, ...quiet });
+    await store.until(() => store.pending.length === 3);
+    // The writes end in the order r1, r0, r2.
+    for (const at of [1, 0, 0]) {
+      store.pending.splice(at, 1)[0]?.();
+      await store.turns(2);
+    }
+    const { tokens } = await run;
+    expect(tokens.map((t) => t.principal)).toEqual(
+      [2, 1, 0].map((i) => `arn:aws:iam::111122223333:role/r${i}`),
+    );
+  });
+
+  it('sorts its tokens by ARN when the ranks are no order (a batch made by hand)', async () => {
+    const zed = 'arn:aws:iam::111122223333:role/Zed';
+    for (const ranks of [
+      [undefined, undefined, undefined],
+      [0, 1, 1],
+      [0, -1, 2],
+      [0, 1.5, 2],
+      [0, 1, 1e9],
+    ]) {
+      const principals = [work(CI), work(zed), work(BOB)].map((w, i) => ({
+        ...w,
+        rank: ranks[i] as number,
+      }));
+      const { tokens } = await signAndWrite(batch(principals), await fixedKey(), {
+        store: new MemoryStore(),
+        ...quiet,
+      });
+      expect(tokens.map((t) => t.principal)).toEqual([zed, CI, BOB]);
+    }
   });
 
   it('stops starting tokens when the lease ends, and fails once the writes in flight end', async () => {
@@ -678,19 +750,30 @@ describe('the grants cache belongs to its owner', () => {
     expect((await loadGrants(config, cache)).config).not.toBe(first);
   });
 
+  /** What the cache must hold for `names`: each principal's resolved access, in the grants' order. */
+  const resolvedWork = (config: GrantsConfig, names: string[]) =>
+    resolveAccess(config, names).map((r) =>
+      expect.objectContaining({
+        principal: r.principal,
+        ttlSeconds: r.ttlSeconds,
+        access: r.access,
+        unmatched: r.unmatched,
+      }),
+    );
+
   it('resolves unchanged grants over unchanged repository names once, anything else again', async () => {
     const cache = new GrantsCache();
     const config = (await loadGrants(new MemoryConfig(grants), cache)).config;
     const names = ['team-a/app', 'team-a/web'];
     const first = cache.resolve(config, names);
-    expect(first).toEqual(resolveAccess(config, names));
+    expect(first).toEqual(resolvedWork(config, names));
     // The same model and the same names (a new array, as each run lists them): no work.
     expect(cache.resolve(config, [...names])).toBe(first);
     // A pushed repository, a removed one, another order, another model: resolved again.
     for (const other of [[...names, 'team-a/new'], ['team-a/app'], [...names].reverse()]) {
       const again = cache.resolve(config, other);
       expect(again).not.toBe(first);
-      expect(again).toEqual(resolveAccess(config, other));
+      expect(again).toEqual(resolvedWork(config, other));
     }
     expect(JSON.stringify(cache.resolve(config, [...names, 'team-a/new']))).toContain('team-a/new');
     const reparsed = (await loadGrants(new MemoryConfig(grants), new GrantsCache())).config;
