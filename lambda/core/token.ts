@@ -16,6 +16,11 @@ export interface TokenSigner {
   readonly alg: TokenAlgorithm;
   /** Header fields that let the registry find the verification key: `kid` or an `x5c` chain. */
   readonly keyHeader: { readonly kid: string } | { readonly x5c: readonly string[] };
+  /**
+   * A signer that answers at once must not keep `signingInput` past the call: its bytes are
+   * reused for the next token (see {@link signEncoded}). One that answers with a promise may
+   * read it until the promise settles.
+   */
   sign(signingInput: Uint8Array): Uint8Array | Promise<Uint8Array>;
   /**
    * True when each signature is a request to another service (KMS direct mode): the run then
