@@ -7,6 +7,9 @@ import { GetCallerIdentityCommand, type STSClient } from '@aws-sdk/client-sts';
 import { StoreError } from '../errors.js';
 import { credentialsError, describeAwsError } from './aws.js';
 
+/** The account of the access key each STS client last asked about (see {@link StsCallerIdentity.account}). */
+const accounts = new WeakMap<STSClient, { keyId: string; account: string }>();
+
 /** The caller's identity as STS reports it. */
 export class StsCallerIdentity {
   constructor(private readonly sts: STSClient) {}
@@ -32,9 +35,19 @@ export class StsCallerIdentity {
     }
   }
 
-  /** The caller's account. */
+  /**
+   * The caller's account. An access key belongs to one user or role, so to one account: it is
+   * asked of STS once per access key and client, and a warm Lambda container (whose client
+   * lives across invocations) asks once. Credentials that cannot be resolved are left to the
+   * STS call, which reports them as before.
+   */
   async account(): Promise<string> {
-    return (await this.identity()).account;
+    const keyId = await this.accessKeyId().catch(() => undefined);
+    const known = keyId === undefined ? undefined : accounts.get(this.sts);
+    if (known && known.keyId === keyId) return known.account;
+    const { account } = await this.identity();
+    if (keyId !== undefined) accounts.set(this.sts, { keyId, account });
+    return account;
   }
 
   private async identity(): Promise<{ arn: string; account: string }> {
