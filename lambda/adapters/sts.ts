@@ -43,8 +43,8 @@ export class StsCallerIdentity {
    */
   async account(): Promise<string> {
     const keyId = await this.accessKeyId().catch(() => undefined);
-    const known = keyId === undefined ? undefined : accounts.get(this.sts);
-    if (known && known.keyId === keyId) return known.account;
+    const known = accounts.get(this.sts);
+    if (keyId !== undefined && known?.keyId === keyId) return known.account;
     const { account } = await this.identity();
     if (keyId !== undefined) accounts.set(this.sts, { keyId, account });
     return account;

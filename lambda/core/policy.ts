@@ -11,7 +11,7 @@
  */
 
 import { type Partition, parsePrincipal } from './principal.js';
-import { quote } from './text.js';
+import { compareCodeUnits, quote } from './text.js';
 
 /** S3's limit for a bucket policy, in bytes of the (compact) JSON document. */
 export const MAX_BUCKET_POLICY_BYTES = 20_480;
@@ -270,5 +270,5 @@ export function policyBytes(doc: PolicyDocument): number {
 
 /** Code-unit order, not locale order, so the result is the same on every machine. */
 function sortedUnique(values: readonly string[]): string[] {
-  return [...new Set(values)].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  return [...new Set(values)].sort(compareCodeUnits);
 }

@@ -4,6 +4,8 @@
  * under one `tokens/ACCOUNT/` prefix and holds a bounded number of principals.
  */
 
+import { compareCodeUnits } from './text.js';
+
 /** Principals per shard unless the deployment says otherwise. */
 export const DEFAULT_SHARD_SIZE = 5_000;
 
@@ -35,7 +37,7 @@ export function cutShards<T extends { readonly principal: { readonly account: st
     if (list) list.push(p);
     else byAccount.set(p.principal.account, [p]);
   }
-  const accounts = [...byAccount.keys()].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  const accounts = [...byAccount.keys()].sort(compareCodeUnits);
   const shards: Shard<T>[] = [];
   for (const account of accounts) {
     const list = byAccount.get(account) ?? [];

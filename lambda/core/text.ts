@@ -78,3 +78,11 @@ export function oneLine(message: string, max = 300): string {
   const first = message.split('\n')[0] ?? '';
   return escapeControl(first.length > max ? `${first.slice(0, max)}…` : first);
 }
+
+/**
+ * Orders text by its UTF-16 code units, not by locale, so a sorted list (ARNs, account IDs) is
+ * the same on every machine: `list.sort(compareCodeUnits)`.
+ */
+export function compareCodeUnits(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}

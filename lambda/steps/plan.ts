@@ -31,6 +31,7 @@ import type {
   TokenStore,
 } from '../core/ports.js';
 import { type Principal, tokenKey } from '../core/principal.js';
+import { compareCodeUnits } from '../core/text.js';
 
 /** What the plan step needs. */
 export interface PlanDeps {
@@ -390,11 +391,12 @@ function planWork(config: GrantsConfig, inventory: readonly string[]): Principal
 /** Each principal's place when sorted by the ARN's characters (the same in every locale: an ARN is ASCII). */
 function arnRanks(resolved: readonly PrincipalAccess[]): number[] {
   const byArn = resolved.map((_, i) => i);
-  byArn.sort((a, b) => {
-    const x = (resolved[a] as PrincipalAccess).principal.arn;
-    const y = (resolved[b] as PrincipalAccess).principal.arn;
-    return x < y ? -1 : x > y ? 1 : 0;
-  });
+  byArn.sort((a, b) =>
+    compareCodeUnits(
+      (resolved[a] as PrincipalAccess).principal.arn,
+      (resolved[b] as PrincipalAccess).principal.arn,
+    ),
+  );
   const ranks = new Array<number>(resolved.length);
   byArn.forEach((at, rank) => {
     ranks[at] = rank;

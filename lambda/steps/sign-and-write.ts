@@ -11,6 +11,7 @@ import { randomBytes } from 'node:crypto';
 import type { ResourceAccess } from '../core/grants.js';
 import type { Logger, TokenDocument, TokenStore } from '../core/ports.js';
 import { basicHeaderBytes } from '../core/realm.js';
+import { compareCodeUnits } from '../core/text.js';
 import {
   claimsEncoder,
   type EncodedClaims,
@@ -219,9 +220,7 @@ function inArnOrder(tokens: readonly MintedToken[], ranks: readonly number[]): M
 
 /** By the ARN's characters: the same order in every locale (an ARN is ASCII). */
 export function sortByArn<T extends { readonly principal: string }>(tokens: T[]): T[] {
-  return tokens.sort((a, b) =>
-    a.principal < b.principal ? -1 : a.principal > b.principal ? 1 : 0,
-  );
+  return tokens.sort((a, b) => compareCodeUnits(a.principal, b.principal));
 }
 
 /**
