@@ -24,7 +24,13 @@ import { GetPublicKeyCommand, type KMSClient, SignCommand } from '@aws-sdk/clien
 import { certificateToPem } from '../core/certificate-pem.js';
 import { derToJose } from '../core/ecdsa.js';
 import { libtrustKeyId } from '../core/libtrust.js';
-import type { RootedSigner, SignerRoot, SigningKey, TrustMaterial } from '../core/ports.js';
+import type {
+  PublishedBundle,
+  RootedSigner,
+  SignerRoot,
+  SigningKey,
+  TrustMaterial,
+} from '../core/ports.js';
 import { rootCertificates } from '../core/root-certificate.js';
 import { createCertificate } from '../core/x509.js';
 import { SigningKeyError } from '../errors.js';
@@ -81,10 +87,27 @@ export class KmsSigner implements RootedSigner {
   async prepare(window: {
     now: Date;
     notAfter: Date;
-    publishedBundle: string | undefined;
+    publishedBundle: PublishedBundle;
   }): Promise<SigningKey> {
-    const { root, trust, status } = await this.roots(window.now, window.publishedBundle);
-    if (this.options.mode === 'direct') {
+    const spki = this.publicKey(this.keyId, true);
+    spki.catch(() => undefined); // reported below, after the bundle's read
+    // The run's certificate needs the root's public key only: KMS signs it while the published
+    // bundle (for the root certificates) is still being read. A failure of that read, or of
+    // the root certificates, is reported first, as when the certificate came after them.
+    const leaf =
+      this.options.mode === 'direct'
+        ? undefined
+        : spki.then((key) => {
+            const commonName = rootName(libtrustKeyId(key));
+            return this.leafKey({ keyId: this.keyId, spki: key, commonName }, window);
+          });
+    leaf?.catch(() => undefined);
+    const { root, trust, status } = await this.roots(
+      window.now,
+      await window.publishedBundle,
+      spki,
+    );
+    if (!leaf) {
       return {
         alg: 'ES256',
         keyHeader: { kid: root.kid },
@@ -95,7 +118,7 @@ export class KmsSigner implements RootedSigner {
         root: status,
       };
     }
-    return { ...(await this.leafKey(root, window.now, window.notAfter, trust)), root: status };
+    return { ...(await leaf), trust, root: status };
   }
 
   /**
@@ -103,7 +126,7 @@ export class KmsSigner implements RootedSigner {
    * with no per-run key (so no Sign, except the once-only root certificate). Certificate mode
    * only: in direct mode every worker would need the root's `kid` and KMS for every token.
    */
-  async prepareRoot(window: { now: Date; publishedBundle: string | undefined }): Promise<{
+  async prepareRoot(window: { now: Date; publishedBundle: PublishedBundle }): Promise<{
     trust: TrustMaterial;
     root: SignerRoot;
     rootStatus: SigningKey['root'];
@@ -113,7 +136,7 @@ export class KmsSigner implements RootedSigner {
       throw new SigningKeyError(
         'a fanned-out run certifies one key per shard: REGTOKEN_SIGNING_MODE=direct is not supported there',
       );
-    const { root, trust, status } = await this.roots(window.now, window.publishedBundle);
+    const { root, trust, status } = await this.roots(window.now, await window.publishedBundle);
     return {
       trust,
       root: { keyId: root.keyId, publicKey: Buffer.from(root.spki).toString('base64') },
@@ -134,13 +157,12 @@ export class KmsSigner implements RootedSigner {
     const spki = new Uint8Array(Buffer.from(root.publicKey, 'base64'));
     const kid = libtrustKeyId(spki);
     // The trust material was published by the plan step; a worker's key carries none.
-    const key = await this.leafKey(
-      { keyId: root.keyId, spki, commonName: rootName(kid) },
-      window.now,
-      window.notAfter,
-      { bundlePem: '', jwks: { keys: [] } },
-    );
-    return { ...key, description: `KMS key ${root.keyId} (ES256, per-shard certificate)` };
+    const key = await this.leafKey({ keyId: root.keyId, spki, commonName: rootName(kid) }, window);
+    return {
+      ...key,
+      trust: { bundlePem: '', jwks: { keys: [] } },
+      description: `KMS key ${root.keyId} (ES256, per-shard certificate)`,
+    };
   }
 
   /**
@@ -150,11 +172,13 @@ export class KmsSigner implements RootedSigner {
   private async roots(
     now: Date,
     publishedBundle: string | undefined,
+    spki: Promise<Uint8Array> = this.publicKey(this.keyId, true),
   ): Promise<{ root: Root; trust: TrustMaterial; status: NonNullable<SigningKey['root']> }> {
-    const root = await this.root(this.keyId, now, publishedBundle, true);
+    const root = await this.root(this.keyId, now, publishedBundle, await spki);
     const others = [];
     for (const id of this.options.trustedKeyIds ?? [])
-      if (id !== this.keyId) others.push(await this.root(id, now, publishedBundle));
+      if (id !== this.keyId)
+        others.push(await this.root(id, now, publishedBundle, await this.publicKey(id, false)));
     const roots = [root, ...others];
     const trust = {
       bundlePem: roots.flatMap((r) => r.certs.map(certificateToPem)).join(''),
@@ -176,10 +200,8 @@ export class KmsSigner implements RootedSigner {
   /** An ephemeral P-256 key and its certificate under `root`, signed by KMS. */
   private async leafKey(
     root: Pick<Root, 'keyId' | 'spki' | 'commonName'>,
-    now: Date,
-    notAfter: Date,
-    trust: TrustMaterial,
-  ): Promise<SigningKey> {
+    { now, notAfter }: { now: Date; notAfter: Date },
+  ): Promise<Omit<SigningKey, 'trust'>> {
     const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
     const leafSpki = new Uint8Array(publicKey.export({ type: 'spki', format: 'der' }));
     const leaf = await createCertificate(
@@ -200,7 +222,6 @@ export class KmsSigner implements RootedSigner {
       alg: 'ES256',
       keyHeader: { x5c: [Buffer.from(leaf).toString('base64')] },
       sign: (input) => joseSign('ES256', privateKey, input),
-      trust,
       description: `KMS key ${root.keyId} (ES256, per-run certificate)`,
     };
   }
@@ -213,9 +234,8 @@ export class KmsSigner implements RootedSigner {
     keyId: string,
     now: Date,
     bundle: string | undefined,
-    signing = false,
+    spki: Uint8Array,
   ): Promise<Root> {
-    const spki = await this.publicKey(keyId, signing);
     const kid = libtrustKeyId(spki);
     const commonName = rootName(kid);
     const { certs, daysLeft, notes } = await rootCertificates({

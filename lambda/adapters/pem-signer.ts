@@ -18,7 +18,7 @@ import { mkdir, open, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { certificateToPem } from '../core/certificate-pem.js';
 import { libtrustKeyId } from '../core/libtrust.js';
-import type { Signer, SigningKey } from '../core/ports.js';
+import type { PublishedBundle, Signer, SigningKey } from '../core/ports.js';
 import { rootCertificates } from '../core/root-certificate.js';
 import type { TokenAlgorithm } from '../core/token.js';
 import { SigningKeyError } from '../errors.js';
@@ -42,7 +42,7 @@ export function joseSign(alg: TokenAlgorithm, key: KeyObject, input: Uint8Array)
 export async function localSigningKey(
   privateKey: KeyObject,
   now: Date,
-  publishedBundle: string | undefined,
+  publishedBundle: PublishedBundle,
   description: string,
 ): Promise<SigningKey> {
   const alg = algorithmFor(privateKey);
@@ -54,7 +54,7 @@ export async function localSigningKey(
   // The self-signed certificate is reused from the bundle while it is fit, and re-issued
   // under the same key near its end (lambda/core/root-certificate.ts).
   const root = await rootCertificates({
-    bundle: publishedBundle,
+    bundle: await publishedBundle,
     spki,
     now,
     name: description,
@@ -126,7 +126,7 @@ export class PemSigner implements Signer {
     private readonly options: PemSignerOptions,
   ) {}
 
-  async prepare(window: { now: Date; publishedBundle: string | undefined }): Promise<SigningKey> {
+  async prepare(window: { now: Date; publishedBundle: PublishedBundle }): Promise<SigningKey> {
     const key = await this.load();
     return localSigningKey(key, window.now, window.publishedBundle, `signing key ${this.path}`);
   }

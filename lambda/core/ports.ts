@@ -148,15 +148,20 @@ export interface SigningKey extends TokenSigner {
 /**
  * Produces the signing key for a run. `notAfter` is the latest expiry of any token the run will
  * sign, so a per-run certificate can cover them all; `publishedBundle` lets a signer keep a
- * certificate that is already trusted instead of making a new one.
+ * certificate that is already trusted instead of making a new one. It may still be on its way
+ * (a promise), so a signer can start what does not need it (the run's certificate under a
+ * known root) while the store reads it.
  */
 export interface Signer {
   prepare(window: {
     readonly now: Date;
     readonly notAfter: Date;
-    readonly publishedBundle: string | undefined;
+    readonly publishedBundle: PublishedBundle;
   }): Promise<SigningKey>;
 }
+
+/** The trust bundle as published (undefined: none yet), or a read of it still under way. */
+export type PublishedBundle = string | undefined | PromiseLike<string | undefined>;
 
 /** Structured log events (Powertools Logger has this shape). Never pass a token or key. */
 export interface Logger {
@@ -216,10 +221,7 @@ export interface SignerRoot {
  */
 export interface RootedSigner extends Signer {
   /** The trust material and the root, without a per-run key (the leaf certificate is not signed). */
-  prepareRoot(window: {
-    readonly now: Date;
-    readonly publishedBundle: string | undefined;
-  }): Promise<{
+  prepareRoot(window: { readonly now: Date; readonly publishedBundle: PublishedBundle }): Promise<{
     readonly trust: TrustMaterial;
     readonly root: SignerRoot;
     /** The signing root's certificate status, as {@link SigningKey.root}. */

@@ -206,6 +206,41 @@ function early<T>(start: () => Promise<T>): () => Promise<T> {
 }
 
 /**
+ * Starts the reads that depend on the grants, side by side: on S3 and IAM each is one or more
+ * round trips, and none needs another's answer. Each is awaited where the run needs it, so a
+ * failure still stops the run at the same point.
+ *
+ * The per-run certificate must outlive the longest token (or the default, if none is minted).
+ * It is taken over every grant, before the inventory is read and the IAM check leaves out
+ * unknown principals, so the signing key is made while S3 and IAM answer: the certificate may
+ * outlive what is minted, never fall short of it. The signer gets the published bundle when it
+ * comes (it needs the bundle for the root certificates only, not to certify the run's key).
+ */
+function startReads(
+  deps: PlanDeps,
+  config: GrantsConfig,
+  now: Date,
+  readBundle: () => Promise<string | undefined>,
+) {
+  const { inventory: source, principals: directory } = deps;
+  const maxTtl = config.grants.reduce(
+    (m, g) => Math.max(m, g.ttlSeconds ?? config.tokenTtlSeconds),
+    config.tokenTtlSeconds,
+  );
+  return {
+    listInventory: needsInventory(config) && source ? early(() => source.list()) : undefined,
+    checkPrincipals: directory ? early(() => directory.check(principalsOf(config))) : undefined,
+    prepareKey: early(() =>
+      deps.signer.prepare({
+        now,
+        notAfter: new Date(now.getTime() + maxTtl * 1000),
+        publishedBundle: readBundle(),
+      }),
+    ),
+  };
+}
+
+/**
  * Plans a run and publishes what must exist before any token does (the read policy, the trust
  * material). Throws ConfigError on a bad config, before anything is written.
  */
@@ -214,7 +249,16 @@ export async function plan(deps: PlanDeps): Promise<{ plan: MintPlan; key: Signi
   const clock = deps.clock ?? (() => new Date());
   const startedAt = Date.now();
 
-  const { config, version } = await loadGrants(deps.config, deps.grantsCache);
+  // What the store holds does not depend on the grants: its reads start with the grants' read
+  // (under the run lock, on S3 each is a round trip). The stored keys are the only ones the
+  // removal may delete (every key this run writes is a wanted one). Each read is awaited where
+  // the run needs it, so a bad grants file is still reported first, and nothing is written.
+  const now = clock();
+  const grants = loadGrants(deps.config, deps.grantsCache);
+  const listStored = early(() => store.listTokenKeys());
+  const readBundle = early(() => store.readTrustBundle());
+  const { config, version } = await grants;
+  const { listInventory, checkPrincipals, prepareKey } = startReads(deps, config, now, readBundle);
   logger.info('grants loaded', {
     config: deps.config.name,
     configVersion: version,
@@ -224,19 +268,7 @@ export async function plan(deps: PlanDeps): Promise<{ plan: MintPlan; key: Signi
     ? warnShortLifetimes(config, deps.schedule, logger)
     : undefined;
 
-  // The reads that depend only on the config start together: on S3 each is one or more round
-  // trips, and none needs another's answer. Each is awaited where the run needs it, so a
-  // failure still stops the run at the same point.
-  const { inventory: source, principals: directory } = deps;
-  const listInventory = needsInventory(config) && source ? early(() => source.list()) : undefined;
-  const checkPrincipals = directory
-    ? early(() => directory.check(principalsOf(config)))
-    : undefined;
-  const readBundle = early(() => store.readTrustBundle());
-  // Keys stored before this run: the only ones the removal may delete (every key this run
-  // writes is a wanted one).
-  const listStored = early(() => store.listTokenKeys());
-
+  const source = deps.inventory;
   let inventory: string[] = [];
   if (listInventory && source) {
     inventory = await listInventory();
@@ -252,19 +284,6 @@ export async function plan(deps: PlanDeps): Promise<{ plan: MintPlan; key: Signi
     );
 
   let resolved = resolveGrants(config, inventory, deps.grantsCache);
-  const now = clock();
-  // The per-run certificate must outlive the longest token (or the default, if none is minted).
-  // It is taken over every granted principal, before the IAM check leaves out unknown ones, so
-  // the signing key is made while IAM answers: the certificate may outlive what is minted,
-  // never fall short of it. A failed IAM check is still reported first.
-  const maxTtl = resolved.reduce((m, r) => Math.max(m, r.ttlSeconds), config.tokenTtlSeconds);
-  const prepareKey = early(async () =>
-    deps.signer.prepare({
-      now,
-      notAfter: new Date(now.getTime() + maxTtl * 1000),
-      publishedBundle: await readBundle(),
-    }),
-  );
   let unknown: PrincipalProblem[] = [];
   let unverified: number | undefined;
   if (checkPrincipals) {

@@ -223,6 +223,22 @@ describe('the handler mints into S3', () => {
     expect(decodeProtectedHeader((await tokenDoc(KEY.ci)).token).x5c).not.toEqual(first);
   });
 
+  it('reads the trust files and the policy once, with the bundle, before KMS certifies the run key', async () => {
+    const warm = handler(); // one container: its clients and the KMS public key are kept
+    await warm({});
+    const [calls, seen] = [proxy.calls.length, proxy.seen.length];
+    expect(await warm({})).toMatchObject({ skipped: false, minted: 4 });
+    const run = proxy.calls.slice(calls);
+    const jwks = run.filter((c) => c === `S3 GET /${TOKEN_BUCKET}/trust/jwks.json`);
+    expect(jwks).toHaveLength(1);
+    expect(run.indexOf(jwks[0] as string)).toBeLessThan(run.indexOf('KMS Sign'));
+    // The policy: once before the lock (is the bucket this store's?), once under it.
+    const policyReads = proxy.seen
+      .slice(seen)
+      .filter((l) => l.startsWith(`GET /${TOKEN_BUCKET}/?policy`));
+    expect(policyReads).toHaveLength(2);
+  });
+
   it('removes the token of a principal dropped from the config, and only that one', async () => {
     await handler()({});
     await putConfig(grants().replace(`[${ARN.web}, ${ARN.alice}]`, `[${ARN.web}]`));

@@ -97,6 +97,43 @@ describe('KmsSigner across runs of one container', () => {
   });
 });
 
+describe("the run's certificate", () => {
+  it('is signed by KMS while the published bundle is still being read, and chains to the root', async () => {
+    const { kms, calls } = countingClient();
+    const arn = await newKey(kms);
+    const first = await new KmsSigner(kms, arn).prepare(window(undefined));
+    const signs = calls.Sign ?? 0;
+    let give: (bundle: string) => void = () => undefined;
+    const bundle = new Promise<string>((resolve) => {
+      give = resolve;
+    });
+    const prepared = new KmsSigner(kms, arn).prepare({
+      ...window(undefined),
+      publishedBundle: bundle,
+    });
+    for (let i = 0; i < 500 && calls.Sign === signs; i++)
+      await new Promise((r) => setTimeout(r, 10));
+    expect(calls.Sign).toBe(signs + 1); // asked before the bundle came
+    give(first.trust.bundlePem);
+    const key = await prepared;
+    expect(calls.Sign).toBe(signs + 1); // the root certificate was reused from the bundle
+    expect(key.trust.bundlePem).toBe(first.trust.bundlePem);
+    const [root] = parsePemCertificates(key.trust.bundlePem);
+    const x5c = 'x5c' in key.keyHeader ? key.keyHeader.x5c : [];
+    const leaf = new X509Certificate(Buffer.from(String(x5c[0]), 'base64'));
+    expect(leaf.verify(new X509Certificate(Buffer.from(root as Uint8Array)).publicKey)).toBe(true);
+  });
+
+  it('leaves a failed read of the bundle to be reported, whatever KMS answers meanwhile', async () => {
+    const { kms } = countingClient();
+    const missing = 'arn:aws:kms:us-east-1:123456789012:key/00000000-0000-0000-0000-000000000000';
+    const failed = Promise.reject(new Error('s3://tokens/trust/bundle.pem: AccessDenied'));
+    await expect(
+      new KmsSigner(kms, missing).prepare({ ...window(undefined), publishedBundle: failed }),
+    ).rejects.toThrow('s3://tokens/trust/bundle.pem: AccessDenied');
+  });
+});
+
 describe('the JWKS of a KMS root', () => {
   it('holds the KMS key itself, the public key of its root certificate, under its kid', async () => {
     const { kms } = countingClient();

@@ -220,6 +220,46 @@ describe('the conditional write that takes the lock', () => {
   );
 });
 
+describe('a process taking the lock it gave back', () => {
+  const LOCK = 'state/lock.json';
+  const lockOn = (client: S3Client, owner: string) =>
+    new S3RunLock(client, TOKEN_BUCKET, LOCK, owner, {
+      leaseMs: 60_000,
+      marginMs: 500,
+      fence: new LeaseFence(),
+    });
+  const lockRequests = (from: number) =>
+    proxy.seen.slice(from).filter((l) => l.includes(`/${TOKEN_BUCKET}/${LOCK}`));
+
+  it('takes it with one conditional write, without reading it first', async () => {
+    const client = new S3Client({});
+    const first = lockOn(client, 'first');
+    expect(await first.acquire()).toBeDefined();
+    await first.release();
+    const from = proxy.seen.length;
+    expect(await lockOn(client, 'second').acquire()).toBeDefined();
+    expect(lockRequests(from).map((l) => l.split(' ')[0])).toEqual(['PUT']);
+  });
+
+  it('reads and judges it when another run has held it since, and never takes a live lease', async () => {
+    const client = new S3Client({});
+    const first = lockOn(client, 'first');
+    expect(await first.acquire()).toBeDefined();
+    await first.release();
+    // Another process takes the lock and holds it.
+    const other = lockOn(new S3Client({}), 'other');
+    expect(await other.acquire()).toBeDefined();
+    const from = proxy.seen.length;
+    expect(await lockOn(client, 'third').acquire()).toBeUndefined();
+    // The conditional write fails (the lock is no longer the one given back); the read that
+    // follows finds a live lease, which is left alone.
+    expect(lockRequests(from).map((l) => l.split(' ')[0])).toEqual(['PUT', 'GET']);
+    // Once the other run gives it back, the ordinary path takes it.
+    await other.release();
+    expect(await lockOn(client, 'fourth').acquire()).toBeDefined();
+  });
+});
+
 describe('the fence on writes', () => {
   it('checks the lease before every attempt, so a retry after the deadline is never sent', async () => {
     // The first check finds the lease live; any later one finds it over (an injected clock).

@@ -35,6 +35,15 @@ interface LockBody {
 /** The longest lease or margin read from a lock object that is believed (a day): a bad value cannot block forever. */
 const MAX_LEASE_MS = 24 * 3_600_000;
 
+/**
+ * The lock object as this process last gave it back, per S3 client and object: the ETag of the
+ * release it wrote. The released body names its holder (a new owner every run), so only that
+ * write has that ETag, and a conditional write `If-Match` it succeeds only while the object is
+ * still exactly that free lock. A warm container takes the lock with that one write instead
+ * of reading it first; any other answer sends it down the ordinary path (read, judge, take).
+ */
+const releasedHere = new WeakMap<S3Client, Map<string, string>>();
+
 /** Options of {@link S3RunLock}. */
 export interface S3RunLockOptions {
   readonly leaseMs: number;
@@ -139,6 +148,14 @@ export class S3RunLock implements TransferableLock {
   }
 
   async acquire(): Promise<Lease | undefined> {
+    // Given back by this process, and untouched since: free, so no read is needed to judge it.
+    const released = releasedHere.get(this.s3);
+    const mine = released?.get(this.where);
+    if (mine) {
+      released?.delete(this.where);
+      const lease = await this.take(mine);
+      if (lease) return lease;
+    }
     for (let waited = false; ; waited = true) {
       const current = await this.read();
       if (current) {
@@ -258,11 +275,19 @@ export class S3RunLock implements TransferableLock {
     this.options.fence.disarm();
     if (!this.#etag) return;
     try {
-      await this.s3.send(
+      const given = await this.s3.send(
         new PutObjectCommand(
           this.put({ owner: this.owner, released: true }, { IfMatch: this.#etag }),
         ),
       );
+      if (given.ETag) {
+        let released = releasedHere.get(this.s3);
+        if (!released) {
+          released = new Map();
+          releasedHere.set(this.s3, released);
+        }
+        released.set(this.where, given.ETag);
+      }
     } catch (err) {
       // 412: our lease ran out and another run took over; its lock is not ours to free.
       if (awsStatus(err) !== 412) throw err;

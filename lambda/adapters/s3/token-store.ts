@@ -78,6 +78,15 @@ export class S3TokenStore implements TokenStore {
    * {@link publishTrust} later in the same run, under the run lock, need not read it again.
    */
   #bundleRead: { text: string | undefined } | undefined;
+  /**
+   * The JWKS and the bucket policy, read side by side with the bundle under the run lock, for
+   * {@link publishTrust} and {@link applyReadPolicy} of the same run: each is used once (a
+   * later run, or the next pass of one, reads again). Only minters, holding the lock, write
+   * them, so they are what the run would read when it needs them. A failed read fails where
+   * the value is needed, as if it were read then.
+   */
+  #jwksRead: Promise<string | undefined> | undefined;
+  #policyRead: Promise<string | undefined> | undefined;
 
   constructor(
     private readonly s3: S3Client,
@@ -156,8 +165,15 @@ export class S3TokenStore implements TokenStore {
   }
 
   async readTrustBundle(): Promise<string | undefined> {
+    const bundle = readText(this.s3, this.at.bucket, this.key('trust/bundle.pem'));
+    this.#jwksRead = readText(this.s3, this.at.bucket, this.key('trust/jwks.json')).then(
+      (r) => r?.text,
+    );
+    this.#policyRead = this.currentPolicy();
+    this.#jwksRead.catch(() => undefined);
+    this.#policyRead.catch(() => undefined);
     try {
-      const text = (await readText(this.s3, this.at.bucket, this.key('trust/bundle.pem')))?.text;
+      const text = (await bundle)?.text;
       this.#bundleRead = { text };
       return text;
     } catch (err) {
@@ -175,13 +191,17 @@ export class S3TokenStore implements TokenStore {
       },
     ];
     const bundleRead = this.#bundleRead;
+    const jwksRead = this.#jwksRead;
+    this.#jwksRead = undefined;
     const results = await Promise.allSettled(
       files.map(async (f) => {
         // Rewrite only on change, so a registry host polling the object sees real changes only.
         const current =
           f.key === 'trust/bundle.pem' && bundleRead
             ? bundleRead.text
-            : (await readText(this.s3, this.at.bucket, this.key(f.key)))?.text;
+            : f.key === 'trust/jwks.json' && jwksRead
+              ? await jwksRead
+              : (await readText(this.s3, this.at.bucket, this.key(f.key)))?.text;
         if (current === f.body) return;
         await this.s3.send(
           fenced(
@@ -249,7 +269,9 @@ export class S3TokenStore implements TokenStore {
    * found is written back and the run fails.
    */
   async applyReadPolicy(readerAccounts: readonly string[]): Promise<readonly string[]> {
-    const current = await this.currentPolicy();
+    const read = this.#policyRead;
+    this.#policyRead = undefined;
+    const current = await (read ?? this.currentPolicy());
     this.refuseOtherStore(current);
     let written = current;
     const write = async (accounts: readonly string[]): Promise<boolean> => {
