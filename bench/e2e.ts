@@ -196,39 +196,43 @@ export async function measureE2E(
     );
 
   const first = await timed(() => handler({}));
+
+  // The floor: the same number of PutObject calls with bodies of the sizes the run wrote,
+  // through a client configured exactly like the run's (AwsClients), at the store's
+  // concurrency. Each repetition of the floor follows a steady run, so the two see the same
+  // machine (its speed drifts by 10-30 % from minute to minute).
+  const floorClient = new AwsClients().s3;
+  const concurrency = 32; // S3TokenStore.concurrency
+  const floorWrites = (bodies: readonly string[], key: (j: number) => string) =>
+    mapLimit(
+      bodies.map((body, j) => ({ body, j })),
+      concurrency,
+      async ({ body, j }) => {
+        await floorClient.send(
+          new PutObjectCommand({ Bucket: FLOOR_BUCKET, Key: key(j), Body: body }),
+        );
+      },
+    );
+  const bodiesOf = (sizes: readonly number[]) => sizes.map((size) => 'x'.repeat(size));
+  // Warm the floor client's connections as the run's client was warmed by its first run.
+  await floorWrites(bodiesOf(counter.documentBytes.slice(0, concurrency)), () => 'warm');
+
   const runs: RunSample[] = [];
+  const floorSamples: number[] = [];
   let documentBytes: number[] = [];
   let tokenBytes: number[] = [];
+  let maxRssKiB = 0;
   for (let i = 0; i < options.reps; i++) {
     await plantStale();
     runs.push(await timed(() => handler({})));
     documentBytes = counter.documentBytes;
     tokenBytes = counter.tokenBytes;
-  }
-  const maxRssKiB = process.resourceUsage().maxRSS;
-
-  // The floor: the same number of PutObject calls with bodies of the same sizes, through a
-  // client configured exactly like the run's (AwsClients), at the store's concurrency.
-  const floorClient = new AwsClients().s3;
-  const concurrency = 32; // S3TokenStore.concurrency
-  const bodies = documentBytes.map((size) => 'x'.repeat(size));
-  // Warm the floor client's connections as the run's client was warmed by its first run.
-  await mapLimit(bodies.slice(0, concurrency), concurrency, async (body) => {
-    await floorClient.send(new PutObjectCommand({ Bucket: FLOOR_BUCKET, Key: 'warm', Body: body }));
-  });
-  const floorSamples: number[] = [];
-  for (let i = 0; i < options.reps; i++) {
+    // The runs' peak, before the last floor (a floor holds less than a run).
+    if (i === options.reps - 1) maxRssKiB = process.resourceUsage().maxRSS;
+    const bodies = bodiesOf(documentBytes);
     gc();
     const t0 = performance.now();
-    await mapLimit(
-      bodies.map((body, j) => ({ body, j })),
-      concurrency,
-      async ({ body, j }) => {
-        await floorClient.send(
-          new PutObjectCommand({ Bucket: FLOOR_BUCKET, Key: `tokens/${j}.json`, Body: body }),
-        );
-      },
-    );
+    await floorWrites(bodies, (j) => `tokens/${j}.json`);
     floorSamples.push(performance.now() - t0);
   }
 

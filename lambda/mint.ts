@@ -8,7 +8,8 @@
  * several processes (docs/performance.md, "Past one function"):
  * {@link plan} (grants, inventory, IAM check, stale keys, policy and trust),
  * {@link signAndWrite} (one batch of principals, given their access and a signer) and
- * {@link finish} (removal, metrics; lock release and version check for a locked run).
+ * {@link finish} (removal, metrics; lock release and version check for a locked run). A single
+ * run removes the stale tokens while it writes the new ones.
  *
  * The path through the code is in docs/architecture.md. Guarantees (docs/aws.md, "Nothing lost,
  * nothing stale"):
@@ -19,7 +20,13 @@
  */
 
 import type { RunLock } from './core/ports.js';
-import { type FinishDeps, finish, type MintResult, releaseAndCheck } from './steps/finish.js';
+import {
+  type FinishDeps,
+  finish,
+  type MintResult,
+  releaseAndCheck,
+  removeStale,
+} from './steps/finish.js';
 import { loadGrants, type PlanDeps, plan } from './steps/plan.js';
 import { type BatchDeps, signAndWrite } from './steps/sign-and-write.js';
 
@@ -36,12 +43,19 @@ export interface MintDeps extends PlanDeps, BatchDeps, FinishDeps {}
  */
 export async function mint(deps: MintDeps): Promise<MintResult> {
   const planned = await plan(deps);
-  const batch = await signAndWrite(
-    { settings: planned.plan.settings, principals: planned.plan.principals },
-    planned.key,
-    deps,
-  );
-  return finish(planned.plan, [batch], deps);
+  // The stale tokens are known from the plan and none of them is written by this run: they are
+  // removed side by side with the writes. A failure of the writes is reported first.
+  const [batch, removal] = await Promise.allSettled([
+    signAndWrite(
+      { settings: planned.plan.settings, principals: planned.plan.principals },
+      planned.key,
+      deps,
+    ),
+    removeStale(planned.plan.stale, deps),
+  ]);
+  if (batch.status === 'rejected') throw batch.reason;
+  if (removal.status === 'rejected') throw removal.reason;
+  return finish(planned.plan, [batch.value], deps, removal.value);
 }
 
 /** How many times one run mints again because the config changed while it was minting. */

@@ -44,20 +44,19 @@ export interface MintResult {
 }
 
 /**
- * Deletes the plan's stale tokens ({@link FinishDeps.store}'s concurrency at a time; the first
- * failure fails the run once every delete has ended), then reports the run. `batches` are the
- * results of the sign-and-write step, in the plan's order, or their summaries. The plan's
- * principals are not needed: a fanned-out run keeps them in its shard files.
+ * Deletes `stale` token keys ({@link FinishDeps.store}'s concurrency at a time) and returns
+ * those deleted, in the given order. The first failure fails the removal once every delete
+ * has ended. A single run removes while its tokens are written (the stale keys are known from
+ * the plan, and no token of the run is one of them); a fanned-out run at its finish step.
  */
-export async function finish(
-  plan: Omit<MintPlan, 'principals'>,
-  batches: readonly (BatchResult | BatchSummary)[],
+export async function removeStale(
+  stale: readonly string[],
   deps: FinishDeps,
-): Promise<MintResult> {
-  const { store, logger, metrics } = deps;
+): Promise<readonly string[]> {
+  const { store, logger } = deps;
   let deleteError: unknown;
   const deleted = new Set<string>();
-  await mapLimit(plan.stale, store.concurrency, async (k) => {
+  await mapLimit(stale, store.concurrency, async (k) => {
     try {
       if (await store.deleteToken(k)) deleted.add(k);
       else logger.info('left in place: not a token document regtoken wrote', { key: k });
@@ -66,7 +65,23 @@ export async function finish(
     }
   });
   if (deleteError !== undefined) throw deleteError;
-  const removed = plan.stale.filter((k) => deleted.has(k));
+  return stale.filter((k) => deleted.has(k));
+}
+
+/**
+ * Deletes the plan's stale tokens ({@link removeStale}), unless `removed` says what a removal
+ * made side by side with the writes already deleted, then reports the run. `batches` are the
+ * results of the sign-and-write step, in the plan's order, or their summaries. The plan's
+ * principals are not needed: a fanned-out run keeps them in its shard files.
+ */
+export async function finish(
+  plan: Omit<MintPlan, 'principals'>,
+  batches: readonly (BatchResult | BatchSummary)[],
+  deps: FinishDeps,
+  removed?: readonly string[],
+): Promise<MintResult> {
+  const { logger, metrics } = deps;
+  removed ??= await removeStale(plan.stale, deps);
 
   // Each batch's tokens are in ARN order already: one batch (a single function's run) needs no sort.
   const [only] = batches;

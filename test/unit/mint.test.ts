@@ -136,6 +136,40 @@ describe('mint', () => {
     expect([...store.docs.keys()]).toEqual(['tokens/111122223333/role/ci.json']);
   });
 
+  it('removes the tokens of principals no longer granted while it writes the new ones', async () => {
+    const bob = `  - principal: arn:aws:iam::111122223333:user/bob
+    access: [{repository: team-a/app, actions: [pull]}]
+`;
+    /** Each write waits (up to 200 ms) for a delete, and notes whether one had happened. */
+    class WatchingStore extends MemoryStore {
+      seen: string[] = [];
+      #deleted: () => void = () => undefined;
+      readonly #firstDelete = new Promise<void>((resolve) => {
+        this.#deleted = resolve;
+      });
+      override async putToken(key: string, doc: Parameters<MemoryStore['putToken']>[1]) {
+        await Promise.race([this.#firstDelete, new Promise((r) => setTimeout(r, 200))]);
+        this.seen.push(this.deletes.length > 0 ? 'after a delete' : 'before any delete');
+        return super.putToken(key, doc);
+      }
+      override async deleteToken(key: string) {
+        const deleted = await super.deleteToken(key);
+        this.#deleted();
+        return deleted;
+      }
+    }
+    const store = new WatchingStore();
+    await mint(deps(new MemoryConfig(grants(bob)), store));
+    store.seen = [];
+    const result = await mint(deps(new MemoryConfig(grants()), store));
+    expect(result.removed).toEqual(['tokens/111122223333/user/bob.json']);
+    expect(store.seen).toEqual(['after a delete', 'after a delete']);
+    expect([...store.docs.keys()].sort()).toEqual([
+      'tokens/111122223333/role/ci.json',
+      'tokens/111122223333/user/alice.json',
+    ]);
+  });
+
   it("fails the run with the signer's error when signing fails midway, starting no more tokens", async () => {
     const store = new MemoryStore();
     let calls = 0;
