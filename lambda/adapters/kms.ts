@@ -97,10 +97,7 @@ export class KmsSigner implements RootedSigner {
     const leaf =
       this.options.mode === 'direct'
         ? undefined
-        : spki.then((key) => {
-            const commonName = rootName(libtrustKeyId(key));
-            return this.leafKey({ keyId: this.keyId, spki: key, commonName }, window);
-          });
+        : spki.then((key) => this.leafKey({ keyId: this.keyId, spki: key }, window));
     leaf?.catch(() => undefined);
     const { root, trust, status } = await this.roots(
       window.now,
@@ -155,9 +152,8 @@ export class KmsSigner implements RootedSigner {
         `the run was planned with KMS key ${root.keyId}, this worker signs with ${this.keyId}`,
       );
     const spki = new Uint8Array(Buffer.from(root.publicKey, 'base64'));
-    const kid = libtrustKeyId(spki);
     // The trust material was published by the plan step; a worker's key carries none.
-    const key = await this.leafKey({ keyId: root.keyId, spki, commonName: rootName(kid) }, window);
+    const key = await this.leafKey({ keyId: root.keyId, spki }, window);
     return {
       ...key,
       trust: { bundlePem: '', jwks: { keys: [] } },
@@ -197,9 +193,12 @@ export class KmsSigner implements RootedSigner {
     return { root, trust, status };
   }
 
-  /** An ephemeral P-256 key and its certificate under `root`, signed by KMS. */
+  /**
+   * An ephemeral P-256 key and its certificate under `root`, signed by KMS. The issuer is the
+   * root certificate's name, which follows from the root's public key alone.
+   */
   private async leafKey(
-    root: Pick<Root, 'keyId' | 'spki' | 'commonName'>,
+    root: Pick<Root, 'keyId' | 'spki'>,
     { now, notAfter }: { now: Date; notAfter: Date },
   ): Promise<Omit<SigningKey, 'trust'>> {
     const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
@@ -207,7 +206,7 @@ export class KmsSigner implements RootedSigner {
     const leaf = await createCertificate(
       {
         subjectCommonName: 'regtoken token signer',
-        issuerCommonName: root.commonName,
+        issuerCommonName: rootName(libtrustKeyId(root.spki)),
         serialNumber: randomBytes(16),
         notBefore: new Date(now.getTime() - SKEW_MS),
         notAfter: new Date(notAfter.getTime() + SKEW_MS),

@@ -182,26 +182,28 @@ export class S3TokenStore implements TokenStore {
   }
 
   async publishTrust(trust: TrustMaterial): Promise<{ bundle: string; jwks: string }> {
+    // What this run read of each file under the lock, if it did (readTrustBundle).
+    const bundleRead = this.#bundleRead;
     const files = [
-      { key: 'trust/bundle.pem', body: trust.bundlePem, type: 'application/x-pem-file' },
+      {
+        key: 'trust/bundle.pem',
+        body: trust.bundlePem,
+        type: 'application/x-pem-file',
+        read: bundleRead && Promise.resolve(bundleRead.text),
+      },
       {
         key: 'trust/jwks.json',
         body: `${JSON.stringify(trust.jwks, null, 2)}\n`,
         type: 'application/json',
+        read: this.#jwksRead,
       },
     ];
-    const bundleRead = this.#bundleRead;
-    const jwksRead = this.#jwksRead;
     this.#jwksRead = undefined;
     const results = await Promise.allSettled(
       files.map(async (f) => {
         // Rewrite only on change, so a registry host polling the object sees real changes only.
-        const current =
-          f.key === 'trust/bundle.pem' && bundleRead
-            ? bundleRead.text
-            : f.key === 'trust/jwks.json' && jwksRead
-              ? await jwksRead
-              : (await readText(this.s3, this.at.bucket, this.key(f.key)))?.text;
+        const current = await (f.read ??
+          readText(this.s3, this.at.bucket, this.key(f.key)).then((r) => r?.text));
         if (current === f.body) return;
         await this.s3.send(
           fenced(
