@@ -81,7 +81,8 @@ export type ExclusiveResult =
  */
 export async function mintExclusive(deps: MintDeps, lock: RunLock): Promise<ExclusiveResult> {
   // A bad grants file must leave the store exactly as it was, lock object included: check it
-  // before taking the lock (the run reads it again under the lock, to mint the latest).
+  // before taking the lock. The run reads it again under the lock, to mint the latest, unless
+  // no other run has held the lock since this process gave it back (see below).
   // Likewise a store this run may not write at all (a bucket serving another token store).
   // Both only read, so they run side by side; a bad grants file is reported first.
   const [grants, claim] = await Promise.allSettled([
@@ -99,9 +100,14 @@ export async function mintExclusive(deps: MintDeps, lock: RunLock): Promise<Excl
       });
       return last ? { skipped: false, result: last, passes: pass - 1 } : { skipped: true };
     }
+    // Taken from this process's own release, untouched since, the lock has had no other holder
+    // since the grants were checked: none enforced a newer version in between, and a change
+    // that landed after the check is caught by the version check after the release, like one
+    // that lands while the run mints. Any other lock, or a later pass, reads them again.
+    const checked = pass === 1 && lease.sinceOwnRelease ? grants.value : undefined;
     try {
       // deps.clock is set only by tests that need tokens stamped at a chosen time.
-      last = await mint({ ...deps, clock: deps.clock ?? (() => lease.now()) });
+      last = await mint({ ...deps, grants: checked, clock: deps.clock ?? (() => lease.now()) });
     } catch (err) {
       // Free the lock for the next run, but report the run's own error, not a release failure.
       await lock.release().catch(() => undefined);

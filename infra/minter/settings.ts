@@ -185,7 +185,8 @@ function tokenStoreStatements(tokenBucket: s3.Bucket, out: string): iam.PolicySt
         tokenBucket.arnForObjects(`${out}state/lock.json`),
       ],
     }),
-    // Lists tokens/ to remove tokens of principals no longer granted. Not narrowed with
+    // Lists tokens/ (and trust/, whose ETags tell whether the trust files changed since the
+    // container saw them) to remove tokens of principals no longer granted. Not narrowed with
     // s3:prefix: the first run reads trust/bundle.pem and state/lock.json before they exist,
     // and S3 answers that with 404 only to a caller allowed to list the bucket.
     new iam.PolicyStatement({

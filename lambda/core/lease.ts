@@ -84,11 +84,17 @@ export class Lease implements RunLease {
       /** Where the lock is, for messages. */
       readonly where: string;
       readonly monotonic: Monotonic;
+      /** Taken from this process's own release, untouched since ({@link RunLease.sinceOwnRelease}). */
+      readonly sinceOwnRelease?: boolean;
     },
   ) {
     this.#deadline = options.sentAt + options.leaseMs - options.marginMs;
     this.#serverAt = options.serverAt;
     this.#receivedAt = options.receivedAt;
+  }
+
+  get sinceOwnRelease(): boolean {
+    return this.options.sinceOwnRelease === true;
   }
 
   /** AWS's time now, estimated from the answer that granted the lease. */

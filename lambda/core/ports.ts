@@ -61,6 +61,15 @@ export interface TokenStore {
   deleteToken(key: string): Promise<boolean>;
   /** The trust bundle as last published, if any. */
   readTrustBundle(): Promise<string | undefined>;
+  /**
+   * {@link listTokenKeys} and {@link readTrustBundle} at once, as a run plans, for a store that
+   * answers both from one look (S3: the listing of the tokens also shows whether the trust
+   * files changed since this process last saw them). Without it the plan calls the two.
+   */
+  readStored?(): {
+    readonly tokenKeys: Promise<string[]>;
+    readonly bundle: Promise<string | undefined>;
+  };
   /** Publishes the trust material; returns where the bundle and JWKS are. */
   publishTrust(trust: TrustMaterial): Promise<{ bundle: string; jwks: string }>;
   /**
@@ -98,6 +107,12 @@ export interface RunLease {
   now(): Date;
   /** Throws LeaseExpiredError when a write started now could outlive the lease. */
   check(): void;
+  /**
+   * True when this process took the lock it gave back itself, untouched since: no other run
+   * has held it in between, so nothing a run writes under the lock has changed since this
+   * process's last run (docs/aws.md, "Overlapping runs").
+   */
+  readonly sinceOwnRelease?: boolean;
 }
 
 /** Keeps two runs from writing the same store at once (see docs/aws.md, "Overlapping runs"). */

@@ -44,6 +44,11 @@ export interface PlanDeps {
   readonly logger: Logger;
   /** Injected for exact tests; defaults to the system clock. */
   readonly clock?: () => Date;
+  /**
+   * The grants this run mints, already read and validated, when the caller may use them as the
+   * run's (see mintExclusive); without them the plan reads the grants itself.
+   */
+  readonly grants?: LoadedGrants | undefined;
   /** Keeps the last grants model (see {@link GrantsCache}); without one every read is parsed. */
   readonly grantsCache?: GrantsCache | undefined;
   /** The minting schedule, when known: lifetimes too short for it are warned about. */
@@ -172,14 +177,17 @@ function sameNames(a: readonly string[], b: readonly string[]): boolean {
   return true;
 }
 
+/** The grants as read and validated, with the version of the object they were read from. */
+export interface LoadedGrants {
+  readonly config: GrantsConfig;
+  readonly version: string | undefined;
+}
+
 /**
  * Reads and validates the grants; throws ConfigError (with every problem) before any write.
  * With a cache, an unchanged text is not parsed again.
  */
-export async function loadGrants(
-  source: ConfigSource,
-  cache?: GrantsCache,
-): Promise<{ config: GrantsConfig; version: string | undefined }> {
+export async function loadGrants(source: ConfigSource, cache?: GrantsCache): Promise<LoadedGrants> {
   const { text, version } = await source.read();
   const config = await (cache ? cache.parse(text, source.name) : parseGrants(text, source.name));
   return { config, version };
@@ -254,9 +262,13 @@ export async function plan(deps: PlanDeps): Promise<{ plan: MintPlan; key: Signi
   // removal may delete (every key this run writes is a wanted one). Each read is awaited where
   // the run needs it, so a bad grants file is still reported first, and nothing is written.
   const now = clock();
-  const grants = loadGrants(deps.config, deps.grantsCache);
-  const listStored = early(() => store.listTokenKeys());
-  const readBundle = early(() => store.readTrustBundle());
+  const grants = deps.grants ?? loadGrants(deps.config, deps.grantsCache);
+  const stored = store.readStored?.() ?? {
+    tokenKeys: store.listTokenKeys(),
+    bundle: store.readTrustBundle(),
+  };
+  const listStored = early(() => stored.tokenKeys);
+  const readBundle = early(() => stored.bundle);
   const { config, version } = await grants;
   const { listInventory, checkPrincipals, prepareKey } = startReads(deps, config, now, readBundle);
   logger.info('grants loaded', {

@@ -13,6 +13,7 @@ import { Metrics } from '@aws-lambda-powertools/metrics';
 import { CreateRoleCommand, DeleteRoleCommand, IAMClient } from '@aws-sdk/client-iam';
 import { CreateKeyCommand, KMSClient } from '@aws-sdk/client-kms';
 import {
+  DeleteObjectCommand,
   GetBucketPolicyCommand,
   GetObjectCommand,
   GetObjectTaggingCommand,
@@ -223,20 +224,82 @@ describe('the handler mints into S3', () => {
     expect(decodeProtectedHeader((await tokenDoc(KEY.ci)).token).x5c).not.toEqual(first);
   });
 
-  it('reads the trust files and the policy once, with the bundle, before KMS certifies the run key', async () => {
-    const warm = handler(); // one container: its clients and the KMS public key are kept
+  it('mints the grants it checked before the lock when no other run has held it since this container gave it back', async () => {
+    const warm = handler();
     await warm({});
-    const [calls, seen] = [proxy.calls.length, proxy.seen.length];
+    const grantsReads = (from: number) =>
+      proxy.calls.slice(from).filter((c) => c === `S3 GET /${CONFIG_BUCKET}/grants.yaml`).length;
+    let calls = proxy.calls.length;
+    expect(await warm({})).toMatchObject({ skipped: false, minted: 4, passes: 1 });
+    expect(grantsReads(calls)).toBe(1);
+    // Another container's run in between: this one reads the grants again under the lock.
+    await handler()({});
+    calls = proxy.calls.length;
+    expect(await warm({})).toMatchObject({ skipped: false, minted: 4, passes: 1 });
+    expect(grantsReads(calls)).toBe(2);
+  });
+
+  it('mints again when the grants change between their check and the lock it takes from its own release', async () => {
+    const warm = handler();
+    await warm({});
+    let letThrough: () => void = () => undefined;
+    const held = new Promise<void>((resolve) => {
+      letThrough = resolve;
+    });
+    proxy.setRules([{ method: 'PUT', path: /\/state\/lock\.json/, hold: held, times: 1 }]);
+    const seenBefore = proxy.seen.length;
+    const run = warm({});
+    const taking = () =>
+      proxy.seen.slice(seenBefore).some((l) => /^PUT \S*\/state\/lock\.json/.test(l));
+    const deadline = Date.now() + 30_000;
+    while (!taking()) {
+      if (Date.now() > deadline) throw new Error('the run took no lock within 30 s');
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    // Alice's grant goes while the run takes the lock with the grants it read before.
+    const v2 = await putConfig(grants().replace(`[${ARN.web}, ${ARN.alice}]`, `[${ARN.web}]`));
+    proxy.setRules([]);
+    letThrough();
+    expect(await run).toMatchObject({ skipped: false, configVersion: v2, passes: 2 });
+    expect(await tokenKeys()).toEqual([KEY.ci, KEY.web, KEY.bob].sort());
+  });
+
+  it('reads no trust file a warm container left as it is, and reads and restores one changed since', async () => {
+    const warm = handler(); // one container: its clients, the KMS public key and what it saw are kept
+    await warm({});
+    const jwks = await getText(TOKEN_BUCKET, 'trust/jwks.json');
+    const trustCalls = (from: number) =>
+      proxy.calls.slice(from).filter((c) => c.startsWith(`S3 GET /${TOKEN_BUCKET}/trust/`));
+
+    // Unchanged since the container wrote them: the listing of the tokens shows their ETags.
+    let [calls, seen] = [proxy.calls.length, proxy.seen.length];
     expect(await warm({})).toMatchObject({ skipped: false, minted: 4 });
-    const run = proxy.calls.slice(calls);
-    const jwks = run.filter((c) => c === `S3 GET /${TOKEN_BUCKET}/trust/jwks.json`);
-    expect(jwks).toHaveLength(1);
-    expect(run.indexOf(jwks[0] as string)).toBeLessThan(run.indexOf('KMS Sign'));
+    expect(trustCalls(calls)).toEqual([]);
     // The policy: once before the lock (is the bucket this store's?), once under it.
     const policyReads = proxy.seen
       .slice(seen)
       .filter((l) => l.startsWith(`GET /${TOKEN_BUCKET}/?policy`));
     expect(policyReads).toHaveLength(2);
+
+    // Changed by someone else since: read under the lock, and put back as this run publishes it.
+    await s3.send(
+      new PutObjectCommand({ Bucket: TOKEN_BUCKET, Key: 'trust/jwks.json', Body: '{"keys":[]}' }),
+    );
+    await s3.send(new DeleteObjectCommand({ Bucket: TOKEN_BUCKET, Key: 'trust/bundle.pem' }));
+    [calls, seen] = [proxy.calls.length, proxy.seen.length];
+    expect(await warm({})).toMatchObject({ skipped: false, minted: 4 });
+    expect(trustCalls(calls).sort()).toEqual([
+      `S3 GET /${TOKEN_BUCKET}/trust/bundle.pem`,
+      `S3 GET /${TOKEN_BUCKET}/trust/jwks.json`,
+    ]);
+    // A bundle gone is published again (its root certificate made anew under the same key).
+    expect(await getText(TOKEN_BUCKET, 'trust/bundle.pem')).toMatch(/^-----BEGIN CERTIFICATE-----/);
+    expect(await getText(TOKEN_BUCKET, 'trust/jwks.json')).toBe(jwks);
+
+    // What it wrote back is what it saw last: the next run reads neither again.
+    calls = proxy.calls.length;
+    await warm({});
+    expect(trustCalls(calls)).toEqual([]);
   });
 
   it('removes the token of a principal dropped from the config, and only that one', async () => {

@@ -231,6 +231,28 @@ grants:
     expect(p.principals.map((w) => w.key)).toEqual(p.principals.map((w) => tokenKey(w.principal)));
   });
 
+  it('plans from the grants it is given, without reading the source again', async () => {
+    const source = new MemoryConfig(grants);
+    const given = await loadGrants(source);
+    source.text = 'version: 1\ngrants: nope\n'; // what reading the source now would find
+    const read = await plan({
+      config: new MemoryConfig(grants),
+      store: new MemoryStore(),
+      signer: fixedSigner,
+      ...quiet,
+    });
+    const { plan: planned } = await plan({
+      config: source,
+      grants: given,
+      store: new MemoryStore(),
+      signer: fixedSigner,
+      ...quiet,
+    });
+    expect(source.reads).toBe(1);
+    expect(planned.configVersion).toBe('v1');
+    expect(planned.principals).toEqual(read.plan.principals);
+  });
+
   it('stops on an invalid config before publishing anything', async () => {
     const store = new PolicyStore();
     await expect(

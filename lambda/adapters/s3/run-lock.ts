@@ -153,7 +153,7 @@ export class S3RunLock implements TransferableLock {
     const mine = released?.get(this.where);
     if (mine) {
       released?.delete(this.where);
-      const lease = await this.take(mine);
+      const lease = await this.take(mine, true);
       if (lease) return lease;
     }
     for (let waited = false; ; waited = true) {
@@ -175,7 +175,10 @@ export class S3RunLock implements TransferableLock {
     }
   }
 
-  private async take(etag: string | undefined): Promise<Lease | undefined> {
+  private async take(
+    etag: string | undefined,
+    sinceOwnRelease = false,
+  ): Promise<Lease | undefined> {
     const body: LockBody = {
       owner: this.owner,
       leaseMs: this.options.leaseMs,
@@ -198,6 +201,7 @@ export class S3RunLock implements TransferableLock {
         marginMs: this.options.marginMs,
         where: this.where,
         monotonic: this.#monotonic,
+        sinceOwnRelease,
       });
       this.options.fence.arm(lease);
       return lease;

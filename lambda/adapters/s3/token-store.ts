@@ -40,6 +40,34 @@ export interface S3TokenStoreOptions {
   readonly fence?: LeaseFence;
 }
 
+/** The trust files, under the store's root. */
+const BUNDLE = 'trust/bundle.pem';
+const JWKS = 'trust/jwks.json';
+
+/** A trust file as this process last read or wrote it. */
+interface SeenFile {
+  readonly etag: string;
+  readonly text: string;
+}
+
+/**
+ * What this process last read or wrote of each trust file, by S3 client and object
+ * (`s3://BUCKET/KEY`). A later run whose listing, made under the run lock, shows the file with
+ * the same ETag takes its text from here instead of reading it again: an ETag stands for one
+ * version's content, so a file anyone changed or deleted since shows another ETag (or none)
+ * and is read as before.
+ */
+const trustSeen = new WeakMap<S3Client, Map<string, SeenFile>>();
+
+function seenBy(s3: S3Client): Map<string, SeenFile> {
+  let seen = trustSeen.get(s3);
+  if (!seen) {
+    seen = new Map();
+    trustSeen.set(s3, seen);
+  }
+  return seen;
+}
+
 type WriteCommand = PutObjectCommand | DeleteObjectCommand | PutBucketPolicyCommand;
 type Next = (args: unknown) => Promise<unknown>;
 
@@ -79,8 +107,8 @@ export class S3TokenStore implements TokenStore {
    */
   #bundleRead: { text: string | undefined } | undefined;
   /**
-   * The JWKS and the bucket policy, read side by side with the bundle under the run lock, for
-   * {@link publishTrust} and {@link applyReadPolicy} of the same run: each is used once (a
+   * The JWKS and the bucket policy, read with the bundle under the run lock ({@link readStored}),
+   * for {@link publishTrust} and {@link applyReadPolicy} of the same run: each is used once (a
    * later run, or the next pass of one, reads again). Only minters, holding the lock, write
    * them, so they are what the run would read when it needs them. A failed read fails where
    * the value is needed, as if it were read then.
@@ -103,28 +131,48 @@ export class S3TokenStore implements TokenStore {
   }
 
   async listTokenKeys(): Promise<string[]> {
-    const prefix = this.key('tokens/');
+    return (await this.list()).keys;
+  }
+
+  /**
+   * The token keys, and the ETags of the trust files, from one listing of `tokens/` and
+   * `trust/` (they sort after `state/`, the lock and a fanned-out run's files, which it skips).
+   */
+  private async list(): Promise<{ keys: string[]; etags: Map<string, string> }> {
+    const root = this.key('');
     const keys: string[] = [];
+    const etags = new Map<string, string>();
     let token: string | undefined;
     try {
       do {
         const r = await this.s3.send(
           new ListObjectsV2Command({
             Bucket: this.at.bucket,
-            Prefix: prefix,
+            Prefix: root,
+            StartAfter: this.key('tokens'),
             ContinuationToken: token,
           }),
         );
         for (const o of r.Contents ?? []) {
-          const key = o.Key?.slice(this.key('').length);
+          const key = o.Key?.slice(root.length);
           if (key && isTokenKey(key)) keys.push(key);
+          else if ((key === BUNDLE || key === JWKS) && o.ETag) etags.set(key, o.ETag);
         }
         token = r.IsTruncated ? r.NextContinuationToken : undefined;
       } while (token);
     } catch (err) {
       throw new StoreError(describeAwsError(err, this.locate('tokens/')), { cause: err });
     }
-    return keys.sort();
+    return { keys: keys.sort(), etags };
+  }
+
+  /** Reads a trust file (undefined: none) and remembers it for later runs ({@link trustSeen}). */
+  private async readTrust(key: string): Promise<string | undefined> {
+    const seen = seenBy(this.s3);
+    const got = await readText(this.s3, this.at.bucket, this.key(key));
+    if (got?.etag) seen.set(this.locate(key), { etag: got.etag, text: got.text });
+    else seen.delete(this.locate(key));
+    return got?.text;
   }
 
   async putToken(key: string, doc: TokenDocument, owner: Principal): Promise<void> {
@@ -165,20 +213,42 @@ export class S3TokenStore implements TokenStore {
   }
 
   async readTrustBundle(): Promise<string | undefined> {
-    const bundle = readText(this.s3, this.at.bucket, this.key('trust/bundle.pem'));
-    this.#jwksRead = readText(this.s3, this.at.bucket, this.key('trust/jwks.json')).then(
-      (r) => r?.text,
-    );
-    this.#policyRead = this.currentPolicy();
-    this.#jwksRead.catch(() => undefined);
-    this.#policyRead.catch(() => undefined);
+    return this.bundleFrom(this.readTrust(BUNDLE));
+  }
+
+  private async bundleFrom(read: Promise<string | undefined>): Promise<string | undefined> {
     try {
-      const text = (await bundle)?.text;
+      const text = await read;
       this.#bundleRead = { text };
       return text;
     } catch (err) {
-      throw new StoreError(describeAwsError(err, this.locate('trust/bundle.pem')), { cause: err });
+      throw new StoreError(describeAwsError(err, this.locate(BUNDLE)), { cause: err });
     }
+  }
+
+  /**
+   * The stored token keys and the bundle, with the JWKS and the policy for later in the run,
+   * read side by side under the run lock. A trust file this process has seen is read only when
+   * the listing shows it changed since ({@link trustSeen}); one it has not seen is read at once.
+   */
+  readStored(): { tokenKeys: Promise<string[]>; bundle: Promise<string | undefined> } {
+    const seen = seenBy(this.s3);
+    const listing = this.list();
+    listing.catch(() => undefined);
+    const read = (key: string): Promise<string | undefined> => {
+      const known = seen.get(this.locate(key));
+      if (!known) return this.readTrust(key);
+      // Should the listing fail, the run fails on it; the file is still read for its own step.
+      return listing.then(
+        ({ etags }) => (etags.get(key) === known.etag ? known.text : this.readTrust(key)),
+        () => this.readTrust(key),
+      );
+    };
+    const bundle = this.bundleFrom(read(BUNDLE));
+    this.#jwksRead = read(JWKS);
+    this.#policyRead = this.currentPolicy();
+    for (const p of [bundle, this.#jwksRead, this.#policyRead]) p.catch(() => undefined);
+    return { tokenKeys: listing.then((l) => l.keys), bundle };
   }
 
   async publishTrust(trust: TrustMaterial): Promise<{ bundle: string; jwks: string }> {
@@ -186,13 +256,13 @@ export class S3TokenStore implements TokenStore {
     const bundleRead = this.#bundleRead;
     const files = [
       {
-        key: 'trust/bundle.pem',
+        key: BUNDLE,
         body: trust.bundlePem,
         type: 'application/x-pem-file',
         read: bundleRead && Promise.resolve(bundleRead.text),
       },
       {
-        key: 'trust/jwks.json',
+        key: JWKS,
         body: `${JSON.stringify(trust.jwks, null, 2)}\n`,
         type: 'application/json',
         read: this.#jwksRead,
@@ -202,10 +272,9 @@ export class S3TokenStore implements TokenStore {
     const results = await Promise.allSettled(
       files.map(async (f) => {
         // Rewrite only on change, so a registry host polling the object sees real changes only.
-        const current = await (f.read ??
-          readText(this.s3, this.at.bucket, this.key(f.key)).then((r) => r?.text));
+        const current = await (f.read ?? this.readTrust(f.key));
         if (current === f.body) return;
-        await this.s3.send(
+        const written = await this.s3.send(
           fenced(
             new PutObjectCommand({
               Bucket: this.at.bucket,
@@ -216,7 +285,10 @@ export class S3TokenStore implements TokenStore {
             this.options.fence,
           ),
         );
-        if (f.key === 'trust/bundle.pem') this.#bundleRead = { text: f.body };
+        const seen = seenBy(this.s3);
+        if (written.ETag) seen.set(this.locate(f.key), { etag: written.ETag, text: f.body });
+        else seen.delete(this.locate(f.key));
+        if (f.key === BUNDLE) this.#bundleRead = { text: f.body };
       }),
     );
     // Both files are tried; the first failure (in file order) is reported.
@@ -227,7 +299,7 @@ export class S3TokenStore implements TokenStore {
           cause: r.reason,
         });
     });
-    return { bundle: this.locate('trust/bundle.pem'), jwks: this.locate('trust/jwks.json') };
+    return { bundle: this.locate(BUNDLE), jwks: this.locate(JWKS) };
   }
 
   /** The bucket policy now, or undefined when the bucket has none. */
