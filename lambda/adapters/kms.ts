@@ -36,6 +36,7 @@ import { createCertificate } from '../core/x509.js';
 import { SigningKeyError } from '../errors.js';
 import { describeAwsError } from './aws.js';
 import { joseSign } from './pem-signer.js';
+import { perClient } from './per-client.js';
 
 /** KMS signs a message itself (MessageType RAW) up to this size; longer ones are sent as digest. */
 const KMS_RAW_LIMIT = 4096;
@@ -65,7 +66,7 @@ interface Root {
  * run that finds their root certificate in the bundle, so their public key is fetched every run:
  * a trusted key that is disabled or gone still fails the run.
  */
-const publicKeys = new WeakMap<KMSClient, Map<string, Uint8Array>>();
+const publicKeys = perClient<KMSClient, Uint8Array>();
 
 /** The subject (and issuer) name of the root certificate of the key with libtrust ID `kid`. */
 function rootName(kid: string): string {
@@ -263,8 +264,7 @@ export class KmsSigner implements RootedSigner {
 
   /** The key's DER SubjectPublicKeyInfo, checked to be a P-256 signing key; kept if `keep`. */
   private async publicKey(keyId: string, keep: boolean): Promise<Uint8Array> {
-    let known = publicKeys.get(this.kms);
-    const cached = keep ? known?.get(keyId) : undefined;
+    const cached = keep ? publicKeys(this.kms).get(keyId) : undefined;
     if (cached) return cached;
     let spki: Uint8Array;
     try {
@@ -280,13 +280,8 @@ export class KmsSigner implements RootedSigner {
       if (err instanceof SigningKeyError) throw err;
       throw new SigningKeyError(describeAwsError(err, `KMS key ${keyId}`), { cause: err });
     }
-    if (keep && !keyId.startsWith('alias/') && !keyId.includes(':alias/')) {
-      if (!known) {
-        known = new Map();
-        publicKeys.set(this.kms, known);
-      }
-      known.set(keyId, spki);
-    }
+    if (keep && !keyId.startsWith('alias/') && !keyId.includes(':alias/'))
+      publicKeys(this.kms).set(keyId, spki);
     return spki;
   }
 

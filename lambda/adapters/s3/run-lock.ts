@@ -19,6 +19,7 @@ import {
 import type { TransferableLock } from '../../core/ports.js';
 import { LeaseExpiredError, StoreError } from '../../errors.js';
 import { awsErrorCode, awsStatus, describeAwsError } from '../aws.js';
+import { perClient } from '../per-client.js';
 
 /**
  * What the lock object holds: the holder's lease and the margin it keeps free of writes (a
@@ -42,7 +43,7 @@ const MAX_LEASE_MS = 24 * 3_600_000;
  * still exactly that free lock. A warm container takes the lock with that one write instead
  * of reading it first; any other answer sends it down the ordinary path (read, judge, take).
  */
-const releasedHere = new WeakMap<S3Client, Map<string, string>>();
+const releasedHere = perClient<S3Client, string>();
 
 /** Options of {@link S3RunLock}. */
 export interface S3RunLockOptions {
@@ -149,10 +150,10 @@ export class S3RunLock implements TransferableLock {
 
   async acquire(): Promise<Lease | undefined> {
     // Given back by this process, and untouched since: free, so no read is needed to judge it.
-    const released = releasedHere.get(this.s3);
-    const mine = released?.get(this.where);
+    const released = releasedHere(this.s3);
+    const mine = released.get(this.where);
     if (mine) {
-      released?.delete(this.where);
+      released.delete(this.where);
       const lease = await this.take(mine, true);
       if (lease) return lease;
     }
@@ -284,14 +285,7 @@ export class S3RunLock implements TransferableLock {
           this.put({ owner: this.owner, released: true }, { IfMatch: this.#etag }),
         ),
       );
-      if (given.ETag) {
-        let released = releasedHere.get(this.s3);
-        if (!released) {
-          released = new Map();
-          releasedHere.set(this.s3, released);
-        }
-        released.set(this.where, given.ETag);
-      }
+      if (given.ETag) releasedHere(this.s3).set(this.where, given.ETag);
     } catch (err) {
       // 412: our lease ran out and another run took over; its lock is not ours to free.
       if (awsStatus(err) !== 412) throw err;

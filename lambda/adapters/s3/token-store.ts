@@ -25,6 +25,7 @@ import { isTokenKey, type Partition, type Principal } from '../../core/principal
 import { tokenDocumentText } from '../../core/token-document.js';
 import { LeaseExpiredError, StoreError } from '../../errors.js';
 import { awsErrorCode, describeAwsError } from '../aws.js';
+import { perClient } from '../per-client.js';
 import { joinKey, readText, type S3Location } from './shared.js';
 
 /** Options of the S3 token store. */
@@ -57,16 +58,7 @@ interface SeenFile {
  * version's content, so a file anyone changed or deleted since shows another ETag (or none)
  * and is read as before.
  */
-const trustSeen = new WeakMap<S3Client, Map<string, SeenFile>>();
-
-function seenBy(s3: S3Client): Map<string, SeenFile> {
-  let seen = trustSeen.get(s3);
-  if (!seen) {
-    seen = new Map();
-    trustSeen.set(s3, seen);
-  }
-  return seen;
-}
+const trustSeen = perClient<S3Client, SeenFile>();
 
 type WriteCommand = PutObjectCommand | DeleteObjectCommand | PutBucketPolicyCommand;
 type Next = (args: unknown) => Promise<unknown>;
@@ -168,11 +160,16 @@ export class S3TokenStore implements TokenStore {
 
   /** Reads a trust file (undefined: none) and remembers it for later runs ({@link trustSeen}). */
   private async readTrust(key: string): Promise<string | undefined> {
-    const seen = seenBy(this.s3);
     const got = await readText(this.s3, this.at.bucket, this.key(key));
-    if (got?.etag) seen.set(this.locate(key), { etag: got.etag, text: got.text });
-    else seen.delete(this.locate(key));
+    this.remember(key, got?.etag, got?.text);
     return got?.text;
+  }
+
+  /** Keeps what this process read or wrote of a trust file, with its ETag ({@link trustSeen}). */
+  private remember(key: string, etag: string | undefined, text: string | undefined): void {
+    const seen = trustSeen(this.s3);
+    if (etag !== undefined && text !== undefined) seen.set(this.locate(key), { etag, text });
+    else seen.delete(this.locate(key));
   }
 
   async putToken(key: string, doc: TokenDocument, owner: Principal): Promise<void> {
@@ -232,7 +229,7 @@ export class S3TokenStore implements TokenStore {
    * the listing shows it changed since ({@link trustSeen}); one it has not seen is read at once.
    */
   readStored(): { tokenKeys: Promise<string[]>; bundle: Promise<string | undefined> } {
-    const seen = seenBy(this.s3);
+    const seen = trustSeen(this.s3);
     const listing = this.list();
     listing.catch(() => undefined);
     const read = (key: string): Promise<string | undefined> => {
@@ -285,9 +282,7 @@ export class S3TokenStore implements TokenStore {
             this.options.fence,
           ),
         );
-        const seen = seenBy(this.s3);
-        if (written.ETag) seen.set(this.locate(f.key), { etag: written.ETag, text: f.body });
-        else seen.delete(this.locate(f.key));
+        this.remember(f.key, written.ETag, f.body);
         if (f.key === BUNDLE) this.#bundleRead = { text: f.body };
       }),
     );
