@@ -9,6 +9,7 @@ import type { AwsSetup } from './e2e.js';
 import { measureE2E } from './e2e.js';
 import { measureEngine } from './engine.js';
 import { generateWorkload } from './generate.js';
+import type { ServerCpu } from './server-cpu.js';
 
 const [mode, size, out, extra] = process.argv.slice(2);
 const n = Number(size);
@@ -20,6 +21,7 @@ const options = JSON.parse(extra ?? '{}') as {
   unchanged?: boolean;
   direct?: boolean;
   setup?: AwsSetup;
+  server?: ServerCpu;
 };
 const workload = generateWorkload(n);
 const result =
@@ -32,5 +34,6 @@ const result =
     : await measureE2E(workload, options.setup as AwsSetup, {
         reps: options.reps,
         direct: options.direct ?? false,
+        ...(options.server ? { server: options.server } : {}),
       });
 writeFileSync(out, JSON.stringify(result));

@@ -28,6 +28,7 @@ import { createHandler, type HandlerResult } from '../lambda/handler.js';
 import type { RunSettings } from '../lambda/run.js';
 import { CallCounter, type CallCounts } from './counter.js';
 import type { Workload } from './generate.js';
+import { cpuMs, type ServerCpu } from './server-cpu.js';
 import { median, percentile } from './stats.js';
 
 export const CONFIG_BUCKET = 'regtoken-config';
@@ -128,6 +129,11 @@ export interface E2EResult {
   readonly baselineRssKiB: number;
   /** Direct mode (KMS signs every token), when asked for. */
   readonly direct?: RunSample;
+  /**
+   * moto_server's CPU time (ms) during each steady run and each floor, when the bench could
+   * read it (Linux): what each asked of the AWS stand-in, in 10 ms ticks.
+   */
+  readonly serverCpu?: { readonly runs: readonly number[]; readonly floors: readonly number[] };
 }
 
 function quietHandler(aws: AwsClients, settings: RunSettings) {
@@ -152,7 +158,7 @@ function gc(): void {
 export async function measureE2E(
   w: Workload,
   setup: AwsSetup,
-  options: { reps: number; direct: boolean },
+  options: { reps: number; direct: boolean; server?: ServerCpu },
 ): Promise<E2EResult> {
   const baselineRssKiB = Math.round(process.memoryUsage().rss / 1024);
   const settings: RunSettings = {
@@ -219,21 +225,35 @@ export async function measureE2E(
 
   const runs: RunSample[] = [];
   const floorSamples: number[] = [];
+  const server = options.server;
+  const serverCpu = { runs: [] as number[], floors: [] as number[] };
+  let serverRead = server !== undefined;
+  /** Runs `step`, adding moto's CPU time during it to `into` while every reading succeeds. */
+  const onServer = async <T>(into: number[], step: () => Promise<T>): Promise<T> => {
+    const before = server && cpuMs(server);
+    const value = await step();
+    const after = server && cpuMs(server);
+    if (before === undefined || after === undefined) serverRead = false;
+    else into.push(after - before);
+    return value;
+  };
   let documentBytes: number[] = [];
   let tokenBytes: number[] = [];
   let maxRssKiB = 0;
   for (let i = 0; i < options.reps; i++) {
     await plantStale();
-    runs.push(await timed(() => handler({})));
+    runs.push(await onServer(serverCpu.runs, () => timed(() => handler({}))));
     documentBytes = counter.documentBytes;
     tokenBytes = counter.tokenBytes;
     // The runs' peak, before the last floor (a floor holds less than a run).
     if (i === options.reps - 1) maxRssKiB = process.resourceUsage().maxRSS;
     const bodies = bodiesOf(documentBytes);
     gc();
-    const t0 = performance.now();
-    await floorWrites(bodies, (j) => `tokens/${j}.json`);
-    floorSamples.push(performance.now() - t0);
+    await onServer(serverCpu.floors, async () => {
+      const t0 = performance.now();
+      await floorWrites(bodies, (j) => `tokens/${j}.json`);
+      floorSamples.push(performance.now() - t0);
+    });
   }
 
   const policy = await helper.send(new GetBucketPolicyCommand({ Bucket: TOKEN_BUCKET }));
@@ -266,5 +286,6 @@ export async function measureE2E(
     maxRssKiB,
     baselineRssKiB,
     ...(direct ? { direct } : {}),
+    ...(serverRead ? { serverCpu } : {}),
   };
 }

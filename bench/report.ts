@@ -10,6 +10,7 @@ import type { AwsSetup, E2EResult } from './e2e.js';
 import type { EngineResult } from './engine.js';
 import type { HostileCase } from './hostile.js';
 import type { LocalResult } from './local.js';
+import { median } from './stats.js';
 
 export interface Machine {
   readonly cpu: string;
@@ -83,6 +84,14 @@ const ratio = (a: number, b: number): number => a / b;
 const time = (n: number): string =>
   n >= 10 ? ms(n) : n >= 0.1 ? `${n.toFixed(2)} ms` : `${(n * 1000).toFixed(1)} µs`;
 const x = (r: number): string => `${r.toFixed(2)}×`;
+
+/** moto's CPU time in a steady run and in its floor (medians), and their ratio. */
+function serverCpu(e: E2EResult): string {
+  if (!e.serverCpu?.runs.length || !e.serverCpu.floors.length) return '—';
+  const run = median(e.serverCpu.runs);
+  const floor = median(e.serverCpu.floors);
+  return `${ms(run)} / ${ms(floor)} (${x(ratio(run, floor))})`;
+}
 const mib = (kib: number): string => `${int(kib / 1024)} MiB`;
 const bytes = (n: number): string => (n >= 10_240 ? `${(n / 1024).toFixed(1)} KiB` : `${int(n)} B`);
 
@@ -308,7 +317,7 @@ export function renderMarkdown(r: BenchResult): string {
   );
   out.push('');
   out.push(
-    '**End to end against moto_server** (the Lambda handler; steady-state run = median of the repetitions)',
+    '**End to end against moto_server** (the Lambda handler; steady-state run = median of the repetitions; moto CPU: the user + system time of moto_server during a steady run and during its floor, medians, in 10 ms ticks)',
   );
   out.push('');
   out.push(
@@ -322,6 +331,7 @@ export function renderMarkdown(r: BenchResult): string {
         'steady run',
         'floor (bare PutObject)',
         'ratio',
+        'moto CPU: run / floor',
         'tokens/s',
         'token p50 / max',
         'document p50',
@@ -341,6 +351,7 @@ export function renderMarkdown(r: BenchResult): string {
           ms(e.runMs),
           ms(e.floorMs),
           x(ratio(e.runMs, e.floorMs)),
+          serverCpu(e),
           int((res.minted ?? 0) / (e.runMs / 1000)),
           `${bytes(e.tokenBytes.p50)} / ${bytes(e.tokenBytes.max)}`,
           bytes(e.documentBytes.p50),

@@ -57,6 +57,7 @@ import {
   type SizeResult,
   writeResults,
 } from './report.js';
+import { msPerTick } from './server-cpu.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const WORK = join(ROOT, '.bench');
@@ -300,6 +301,8 @@ export async function main(argv: readonly string[]): Promise<BenchResult | Helpe
   let fanOut: FanOutResult | undefined;
   const moto = await startMoto();
   const proxy = await startFaultProxy(moto.endpoint);
+  const tick = msPerTick();
+  const server = tick === undefined ? undefined : { pid: moto.pid, msPerTick: tick };
   // The parent prepares AWS directly on moto; the measured child goes through the proxy.
   const restoreEnv = applyAwsTestEnv(moto.endpoint);
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
@@ -316,7 +319,7 @@ export async function main(argv: readonly string[]): Promise<BenchResult | Helpe
         {
           mode: 'e2e',
           n,
-          options: { reps: e2eReps(n), direct: n === directAt, setup },
+          options: { reps: e2eReps(n), direct: n === directAt, setup, server },
           env: {
             ...awsChildEnv(proxy.endpoint),
             AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',

@@ -67,6 +67,8 @@ const BODIES = {
   503: '<?xml version="1.0" encoding="UTF-8"?><Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>',
 };
 
+const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade'];
+
 /** Starts a proxy on 127.0.0.1 forwarding to `target` (e.g. moto's endpoint). */
 export async function startFaultProxy(target: string): Promise<FaultProxy> {
   const upstream = new URL(target);
@@ -125,7 +127,11 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
         headers: { ...req.headers, host: `${upstream.hostname}:${upstream.port}` },
       },
       (upRes) => {
-        res.writeHead(upRes.statusCode ?? 502, upRes.headers);
+        // Connection-specific headers stay on their hop (RFC 9110, 7.6.1): moto closes each
+        // connection, while the client's connection to the proxy is kept alive, as S3's are.
+        const headers = { ...upRes.headers };
+        for (const h of HOP_BY_HOP) delete headers[h];
+        res.writeHead(upRes.statusCode ?? 502, headers);
         upRes.pipe(res);
       },
     );

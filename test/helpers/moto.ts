@@ -8,6 +8,8 @@ const MOTO_INSTALL = "pip install 'moto[server]'";
 export interface Moto {
   /** `http://127.0.0.1:PORT`; use it as AWS_ENDPOINT_URL (see {@link awsTestEnv}). */
   endpoint: string;
+  /** Pid of the moto_server process (the bench reads its CPU time). */
+  readonly pid: number;
   /** Everything moto_server wrote to stdout/stderr so far (werkzeug access log, tracebacks). */
   logs(): string;
   /** Stops the process group (SIGTERM, SIGKILL after 3 s) and removes its temp dir. */
@@ -65,6 +67,7 @@ export async function startMoto(): Promise<Moto> {
       let stopped: Promise<void> | undefined;
       return {
         endpoint,
+        pid: proc.pid,
         logs: () => proc.output(),
         stop: () => {
           stopped ??= proc.stop().finally(() => removeTempDir(dir));
