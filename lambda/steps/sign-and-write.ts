@@ -236,8 +236,8 @@ export const SIGN_GROUP = 64;
 /**
  * The first group is small: until it is signed the store has nothing to do, and a few writes in
  * flight keep it busy while the next group is signed. At 100 principals on moto the first write
- * of a steady run started 9.0 ms after the plan's last read with a first group of 64, 3.4 ms
- * with one of 8 (docs/performance.md).
+ * of a steady run started about 9 ms after the plan's last read with a first group of 64, about
+ * 3.5 ms with one of 8 (docs/performance.md).
  */
 export const FIRST_SIGN_GROUP = 8;
 
