@@ -87,13 +87,13 @@ export function randomJtis(): () => string {
  * batch's order, in groups of {@link SIGN_GROUP} after a first group of {@link FIRST_SIGN_GROUP}
  * (one at a time for a remote signer); a group's writes start as soon as it is signed, with at
  * most `store.concurrency` writes in flight, and the next group is signed once they have all
- * started. So signing overlaps the
- * writes and the batch never holds more than a group of tokens at once (docs/performance.md). Signatures are made one at a time on purpose:
- * in KMS direct mode each is a KMS call, and the account's Sign quota is shared. If signing
- * fails, the tokens signed before are written and no further token is signed; if the run's
- * lease ends (LeaseExpiredError from a write), no further write starts. Either way the step
- * fails with that error once the writes in flight have ended (the tokens already written stay:
- * they are valid).
+ * started. So signing overlaps the writes and the batch never holds more than a group of
+ * tokens at once (docs/performance.md). Signatures are made one at a time on purpose: in KMS
+ * direct mode each is a KMS call, and the account's Sign quota is shared. If signing fails,
+ * the tokens signed before are written and no further token is signed; if the run's lease ends
+ * (LeaseExpiredError from a write), no further write starts. Either way the step fails with
+ * that error once the writes in flight have ended (the tokens already written stay: they are
+ * valid).
  */
 export async function signAndWrite(
   batch: MintBatch,
