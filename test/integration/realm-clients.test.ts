@@ -247,7 +247,13 @@ describe('containerd and the kubelet path', () => {
   it('ctr pulls a granted image with --user regtoken:TOKEN and is refused an ungranted one', async () => {
     const ctr = containerd ?? fail('no containerd');
     const ok = await ctr.pull(ref('team-a/app'), { user: USER, password: ciToken });
-    expect(ok.stderr).not.toMatch(/failed/);
+    // ctr's progress display lists the content store's active downloads every 100 ms and logs
+    // "active check failed ... context canceled" when the pull ends during one such listing
+    // (containerd's cmd/ctr/commands/content/fetch.go): a race of the display, not of the pull.
+    const problems = ok.stderr
+      .split('\n')
+      .filter((line) => /failed/.test(line) && !/active check failed.*context canceled/.test(line));
+    expect(problems).toEqual([]);
     expect(ok.code).toBe(0);
     expect(await ctr.images()).toContain(ref('team-a/app'));
     const denied = await ctr.pull(ref('team-b/secret'), { user: USER, password: ciToken });
