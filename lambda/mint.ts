@@ -6,10 +6,10 @@
  * outside only through ports, so the same run works on a folder or on S3 + KMS. It is three
  * steps (lambda/steps/), each taking and returning plain data so that a run could be spread over
  * several processes (docs/performance.md, "Past one function"):
- * {@link plan} (grants, inventory, IAM check, stale keys, policy and trust),
+ * plan ({@link planWrites}: grants, inventory, IAM check, policy and trust),
  * {@link signAndWrite} (one batch of principals, given their access and a signer) and
  * {@link finish} (removal, metrics; lock release and version check for a locked run). A single
- * run removes the stale tokens while it writes the new ones.
+ * run lists the stored tokens and removes the stale ones while it writes the new ones.
  *
  * The path through the code is in docs/architecture.md. Guarantees (docs/aws.md, "Nothing lost,
  * nothing stale"):
@@ -27,7 +27,7 @@ import {
   releaseAndCheck,
   removeStale,
 } from './steps/finish.js';
-import { loadGrants, type PlanDeps, plan } from './steps/plan.js';
+import { listStale, loadGrants, type PlanDeps, planWrites } from './steps/plan.js';
 import { type BatchDeps, signAndWrite } from './steps/sign-and-write.js';
 
 export type { MintResult } from './steps/finish.js';
@@ -42,20 +42,18 @@ export interface MintDeps extends PlanDeps, BatchDeps, FinishDeps {}
  * get a new token are listed in `failed`; callers turn a non-empty list into a failed run.
  */
 export async function mint(deps: MintDeps): Promise<MintResult> {
-  const planned = await plan(deps);
-  // The stale tokens are known from the plan and none of them is written by this run: they are
-  // removed side by side with the writes. A failure of the writes is reported first.
+  const { plan: planned, key } = await planWrites(deps);
+  // The stored tokens are listed and the stale ones removed side by side with the writes: no
+  // token of the run is stale, and the listing grows with the tokens, so waiting for it would
+  // hold up the first write. A failure of the writes is reported first.
+  const stale = listStale(deps.store, planned.principals);
   const [batch, removal] = await Promise.allSettled([
-    signAndWrite(
-      { settings: planned.plan.settings, principals: planned.plan.principals },
-      planned.key,
-      deps,
-    ),
-    removeStale(planned.plan.stale, deps),
+    signAndWrite({ settings: planned.settings, principals: planned.principals }, key, deps),
+    stale.then((keys) => removeStale(keys, deps)),
   ]);
   if (batch.status === 'rejected') throw batch.reason;
   if (removal.status === 'rejected') throw removal.reason;
-  return finish(planned.plan, [batch.value], deps, removal.value);
+  return finish({ ...planned, stale: await stale }, [batch.value], deps, removal.value);
 }
 
 /** How many times one run mints again because the config changed while it was minting. */

@@ -59,17 +59,12 @@ export interface TokenStore {
    * folder, checks the content first).
    */
   deleteToken(key: string): Promise<boolean>;
-  /** The trust bundle as last published, if any. */
-  readTrustBundle(): Promise<string | undefined>;
   /**
-   * {@link listTokenKeys} and {@link readTrustBundle} at once, as a run plans, for a store that
-   * answers both from one look (S3: the listing of the tokens also shows whether the trust
-   * files changed since this process last saw them). Without it the plan calls the two.
+   * The trust bundle as last published, if any. A run's plan reads it once, under the run lock,
+   * before it publishes: a store may read beside it what publishing and the read policy need
+   * later in the same run (S3 does).
    */
-  readStored?(): {
-    readonly tokenKeys: Promise<string[]>;
-    readonly bundle: Promise<string | undefined>;
-  };
+  readTrustBundle(): Promise<string | undefined>;
   /** Publishes the trust material; returns where the bundle and JWKS are. */
   publishTrust(trust: TrustMaterial): Promise<{ bundle: string; jwks: string }>;
   /**

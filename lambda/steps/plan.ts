@@ -1,12 +1,13 @@
 /**
  * The first step of a mint run: everything decided once per run, before any token is signed.
  * It reads and validates the grants, reads the repository inventory, checks the principals
- * against IAM, lists the stored tokens to find the stale ones, prepares the signing key, and
- * writes the bucket policy and the trust material.
+ * against IAM, prepares the signing key, writes the bucket policy and the trust material, and
+ * lists the stored tokens to find the stale ones.
  *
  * Its result, {@link MintPlan}, is plain data (no class instances, no Maps), so it can be handed
  * to workers in other processes (docs/performance.md, "Past one function"); only the signing key
- * stays with the caller.
+ * stays with the caller. A single run starts writing before the stale keys are known
+ * ({@link planWrites}, {@link listStale}): no token it writes is a stale one.
  */
 
 import { parseGrants } from '../core/config.js';
@@ -248,27 +249,54 @@ function startReads(
   };
 }
 
+/** A {@link MintPlan} but for its stale keys: all a single run needs to start writing. */
+export type WritePlan = Omit<MintPlan, 'stale'>;
+
 /**
  * Plans a run and publishes what must exist before any token does (the read policy, the trust
- * material). Throws ConfigError on a bad config, before anything is written.
+ * material). Throws ConfigError on a bad config, before anything is written. The stored tokens
+ * are listed beside the other reads: a fanned-out run hands the whole plan to its workers.
  */
 export async function plan(deps: PlanDeps): Promise<{ plan: MintPlan; key: SigningKey }> {
+  const listStored = early(() => deps.store.listTokenKeys());
+  const { plan: planned, key } = await planWrites(deps);
+  return { plan: { ...planned, stale: staleKeys(await listStored(), planned.principals) }, key };
+}
+
+/**
+ * The stored token keys whose principals this run does not mint for (absent from the config,
+ * or unknown to IAM: a role deleted and recreated later must not find an old token waiting),
+ * listed now. Every key the run writes is a wanted one, so a listing made while the run
+ * writes finds the same stale keys as one made before.
+ */
+export async function listStale(
+  store: TokenStore,
+  principals: readonly PrincipalWork[],
+): Promise<string[]> {
+  return staleKeys(await store.listTokenKeys(), principals);
+}
+
+function staleKeys(stored: readonly string[], principals: readonly PrincipalWork[]): string[] {
+  const wanted = new Set(principals.map((r) => r.key));
+  return stored.filter((k) => !wanted.has(k));
+}
+
+/**
+ * {@link plan} without the listing of the stored tokens: a single run lists them beside its
+ * writes ({@link listStale}), so the listing, which grows with the tokens, does not hold up the
+ * first write.
+ */
+export async function planWrites(deps: PlanDeps): Promise<{ plan: WritePlan; key: SigningKey }> {
   const { store, logger } = deps;
   const clock = deps.clock ?? (() => new Date());
   const startedAt = Date.now();
 
-  // What the store holds does not depend on the grants: its reads start with the grants' read
-  // (under the run lock, on S3 each is a round trip). The stored keys are the only ones the
-  // removal may delete (every key this run writes is a wanted one). Each read is awaited where
-  // the run needs it, so a bad grants file is still reported first, and nothing is written.
+  // The published bundle does not depend on the grants: its read starts with the grants' read
+  // (under the run lock, on S3 a round trip). It is awaited where the run needs it, so a bad
+  // grants file is still reported first, and nothing is written.
   const now = clock();
   const grants = deps.grants ?? loadGrants(deps.config, deps.grantsCache);
-  const stored = store.readStored?.() ?? {
-    tokenKeys: store.listTokenKeys(),
-    bundle: store.readTrustBundle(),
-  };
-  const listStored = early(() => stored.tokenKeys);
-  const readBundle = early(() => stored.bundle);
+  const readBundle = early(() => store.readTrustBundle());
   const { config, version } = await grants;
   const { listInventory, checkPrincipals, prepareKey } = startReads(deps, config, now, readBundle);
   logger.info('grants loaded', {
@@ -329,12 +357,7 @@ export async function plan(deps: PlanDeps): Promise<{ plan: MintPlan; key: Signi
       `account ${account} left out of the token bucket policy: S3 refuses it as a principal (Invalid principal in policy), so its principals cannot read their tokens; check the account ID in the grants`,
     );
 
-  // Remove tokens only for principals that are no longer granted (absent from the config, or
-  // unknown to IAM: a role deleted and recreated later must not find an old token waiting).
-  const wanted = new Set(resolved.map((r) => r.key));
-  const stale = (await listStored()).filter((k) => !wanted.has(k));
-
-  const mintPlan: MintPlan = {
+  const writePlan: WritePlan = {
     configVersion: version,
     settings: {
       issuer: config.registry.issuer,
@@ -349,14 +372,13 @@ export async function plan(deps: PlanDeps): Promise<{ plan: MintPlan; key: Signi
     unverified,
     shortLifetimes,
     warnings,
-    stale,
     trust: published.value,
     signingKey: key.description,
     policyAccountsLeftOut: store.applyReadPolicy ? leftOut.length : undefined,
     rootDaysLeft: key.root?.daysLeft,
     startedAt,
   };
-  return { plan: mintPlan, key };
+  return { plan: writePlan, key };
 }
 
 /** The principals IAM does not know (no token for them), each logged; and how many went unchecked. */

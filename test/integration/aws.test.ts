@@ -264,6 +264,34 @@ describe('the handler mints into S3', () => {
     expect(await tokenKeys()).toEqual([KEY.ci, KEY.web, KEY.bob].sort());
   });
 
+  it('writes every token while its listing of the stored tokens is held, then removes the stale one', async () => {
+    await handler()({});
+    const stale = 'tokens/123456789012/role/gone.json';
+    await s3.send(new PutObjectCommand({ Bucket: TOKEN_BUCKET, Key: stale, Body: '{}' }));
+    let letThrough: () => void = () => undefined;
+    const held = new Promise<void>((resolve) => {
+      letThrough = resolve;
+    });
+    const listing = /^\/regtoken-tokens\/\?(.*&)?prefix=tokens%2F/;
+    proxy.setRules([{ method: 'GET', path: listing, hold: held, times: 1 }]);
+    const seenBefore = proxy.seen.length;
+    const run = handler()({});
+    const since = () => proxy.seen.slice(seenBefore);
+    const tokenWrites = () => since().filter((l) => /^PUT \/regtoken-tokens\/tokens\//.test(l));
+    // A run takes well under a second here; a run that waits for the listing never gets there.
+    const deadline = Date.now() + 10_000;
+    while (tokenWrites().length < 4 || !since().some((l) => listing.test(l.slice(4)))) {
+      if (Date.now() > deadline) {
+        letThrough();
+        throw new Error(`no 4 token writes while the listing was held: ${since().join(', ')}`);
+      }
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    letThrough();
+    expect(await run).toMatchObject({ skipped: false, minted: 4, removed: 1 });
+    expect(await tokenKeys()).toEqual([KEY.ci, KEY.web, KEY.alice, KEY.bob].sort());
+  });
+
   it('reads no trust file a warm container left as it is, and reads and restores one changed since', async () => {
     const warm = handler(); // one container: its clients, the KMS public key and what it saw are kept
     await warm({});

@@ -170,6 +170,52 @@ describe('mint', () => {
     ]);
   });
 
+  it('writes its tokens without waiting for the listing of the stored ones, then removes the stale', async () => {
+    const bob = `  - principal: arn:aws:iam::111122223333:user/bob
+    access: [{repository: team-a/app, actions: [pull]}]
+`;
+    /** A listing held until the run's tokens are written (or 500 turns of 1 ms went by). */
+    class SlowListingStore extends MemoryStore {
+      held = false;
+      listedAfter = -1;
+      override async listTokenKeys() {
+        this.held = true;
+        for (let i = 0; i < 500 && this.writes < 2; i++) await new Promise((r) => setTimeout(r, 1));
+        this.listedAfter = this.writes;
+        return super.listTokenKeys();
+      }
+    }
+    const store = new SlowListingStore();
+    await mint(deps(new MemoryConfig(grants(bob)), store));
+    store.writes = 0;
+    const result = await mint(deps(new MemoryConfig(grants()), store));
+    expect(store.listedAfter).toBe(2);
+    // The listing shows the run's own tokens too: they are wanted, so only bob's is stale.
+    expect(result.removed).toEqual(['tokens/111122223333/user/bob.json']);
+    expect(result.minted).toBe(2);
+    expect([...store.docs.keys()].sort()).toEqual([
+      'tokens/111122223333/role/ci.json',
+      'tokens/111122223333/user/alice.json',
+    ]);
+  });
+
+  it('fails the run when the stored tokens cannot be listed, keeping the tokens it wrote', async () => {
+    class NoListingStore extends MemoryStore {
+      override async listTokenKeys(): Promise<string[]> {
+        throw new StoreError('mem://tokens/: AccessDenied (HTTP 403)');
+      }
+    }
+    const store = new NoListingStore();
+    await expect(mint(deps(new MemoryConfig(grants()), store))).rejects.toThrow(
+      'mem://tokens/: AccessDenied (HTTP 403)',
+    );
+    expect([...store.docs.keys()].sort()).toEqual([
+      'tokens/111122223333/role/ci.json',
+      'tokens/111122223333/user/alice.json',
+    ]);
+    expect(store.deletes).toEqual([]);
+  });
+
   it("fails the run with the signer's error when signing fails midway, starting no more tokens", async () => {
     const store = new MemoryStore();
     let calls = 0;

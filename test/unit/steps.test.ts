@@ -14,10 +14,12 @@ import { ConfigError, LeaseExpiredError } from '../../lambda/errors.js';
 import { finish, releaseAndCheck } from '../../lambda/steps/finish.js';
 import {
   GrantsCache,
+  listStale,
   loadGrants,
   type MintPlan,
   type PrincipalWork,
   plan,
+  planWrites,
 } from '../../lambda/steps/plan.js';
 import {
   type BatchResult,
@@ -124,6 +126,39 @@ describe('plan', () => {
     expect(p.principals.map((w) => w.rank)).toEqual([0, 2]);
     expect(store.policies).toEqual([['111122223333', '444455556666']]);
     expect(store.bundle).toBe(key.trust.bundlePem);
+    expect(store.writes).toBe(0);
+    expect(store.deletes).toEqual([]);
+  });
+
+  it('plans the writes without listing the stored tokens; the stale ones are listed apart', async () => {
+    class CountingStore extends MemoryStore {
+      listings = 0;
+      override async listTokenKeys() {
+        this.listings += 1;
+        return super.listTokenKeys();
+      }
+    }
+    const store = new CountingStore();
+    store.docs.set('tokens/111122223333/role/gone.json', {} as never);
+    store.docs.set('tokens/111122223333/role/ci.json', {} as never);
+    const common = {
+      config: new MemoryConfig(grants),
+      store,
+      signer: fixedSigner,
+      principals: directory,
+      clock: () => FIXED_NOW,
+      ...quiet,
+    };
+    const { plan: writes } = await planWrites(common);
+    expect(store.listings).toBe(0);
+    expect(writes).not.toHaveProperty('stale');
+    expect(await listStale(store, writes.principals)).toEqual([
+      'tokens/111122223333/role/gone.json',
+    ]);
+    expect(store.listings).toBe(1);
+    const { plan: whole } = await plan(common);
+    expect(whole.stale).toEqual(['tokens/111122223333/role/gone.json']);
+    expect(whole.principals).toEqual(writes.principals);
     expect(store.writes).toBe(0);
     expect(store.deletes).toEqual([]);
   });

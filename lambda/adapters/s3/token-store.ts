@@ -53,8 +53,8 @@ interface SeenFile {
 
 /**
  * What this process last read or wrote of each trust file, by S3 client and object
- * (`s3://BUCKET/KEY`). A later run whose listing, made under the run lock, shows the file with
- * the same ETag takes its text from here instead of reading it again: an ETag stands for one
+ * (`s3://BUCKET/KEY`). A later run whose listing of `trust/`, made under the run lock, shows the
+ * file with the same ETag takes its text from here instead of reading it again: an ETag stands for one
  * version's content, so a file anyone changed or deleted since shows another ETag (or none)
  * and is read as before.
  */
@@ -99,7 +99,7 @@ export class S3TokenStore implements TokenStore {
    */
   #bundleRead: { text: string | undefined } | undefined;
   /**
-   * The JWKS and the bucket policy, read with the bundle under the run lock ({@link readStored}),
+   * The JWKS and the bucket policy, read with the bundle under the run lock ({@link readTrustBundle}),
    * for {@link publishTrust} and {@link applyReadPolicy} of the same run: each is used once (a
    * later run, or the next pass of one, reads again). Only minters, holding the lock, write
    * them, so they are what the run would read when it needs them. A failed read fails where
@@ -122,40 +122,31 @@ export class S3TokenStore implements TokenStore {
     return `s3://${this.at.bucket}/${this.key(key)}`;
   }
 
+  /** The keys under `tokens/` of a token's shape, sorted. */
   async listTokenKeys(): Promise<string[]> {
-    return (await this.list()).keys;
-  }
-
-  /**
-   * The token keys, and the ETags of the trust files, from one listing of `tokens/` and
-   * `trust/` (they sort after `state/`, the lock and a fanned-out run's files, which it skips).
-   */
-  private async list(): Promise<{ keys: string[]; etags: Map<string, string> }> {
+    const prefix = this.key('tokens/');
     const root = this.key('');
     const keys: string[] = [];
-    const etags = new Map<string, string>();
     let token: string | undefined;
     try {
       do {
         const r = await this.s3.send(
           new ListObjectsV2Command({
             Bucket: this.at.bucket,
-            Prefix: root,
-            StartAfter: this.key('tokens'),
+            Prefix: prefix,
             ContinuationToken: token,
           }),
         );
         for (const o of r.Contents ?? []) {
           const key = o.Key?.slice(root.length);
           if (key && isTokenKey(key)) keys.push(key);
-          else if ((key === BUNDLE || key === JWKS) && o.ETag) etags.set(key, o.ETag);
         }
         token = r.IsTruncated ? r.NextContinuationToken : undefined;
       } while (token);
     } catch (err) {
       throw new StoreError(describeAwsError(err, this.locate('tokens/')), { cause: err });
     }
-    return { keys: keys.sort(), etags };
+    return keys.sort();
   }
 
   /** Reads a trust file (undefined: none) and remembers it for later runs ({@link trustSeen}). */
@@ -209,8 +200,41 @@ export class S3TokenStore implements TokenStore {
     }
   }
 
-  async readTrustBundle(): Promise<string | undefined> {
-    return this.bundleFrom(this.readTrust(BUNDLE));
+  /**
+   * The bundle, read under the run lock as a run plans, with the JWKS and the policy read beside
+   * it for later in the run ({@link publishTrust}, {@link applyReadPolicy}). A trust file this
+   * process has seen is read only when a listing of `trust/` shows it changed since
+   * ({@link trustSeen}); one it has not seen is read at once. The listing names the trust files
+   * only: the tokens are listed apart ({@link listTokenKeys}), when the run is writing.
+   */
+  readTrustBundle(): Promise<string | undefined> {
+    const seen = trustSeen(this.s3);
+    let listing: Promise<Map<string, string>> | undefined;
+    const read = (key: string): Promise<string | undefined> => {
+      const known = seen.get(this.locate(key));
+      if (!known) return this.readTrust(key);
+      listing ??= this.trustEtags();
+      // Should the listing fail, the file is read, and a failure reported, as if it were unseen.
+      return listing.then(
+        (etags) => (etags.get(key) === known.etag ? known.text : this.readTrust(key)),
+        () => this.readTrust(key),
+      );
+    };
+    this.#jwksRead = read(JWKS);
+    this.#policyRead = this.currentPolicy();
+    for (const p of [this.#jwksRead, this.#policyRead]) p.catch(() => undefined);
+    return this.bundleFrom(read(BUNDLE));
+  }
+
+  /** The ETags of the trust files, from one listing of `trust/` (two objects). */
+  private async trustEtags(): Promise<Map<string, string>> {
+    const etags = new Map<string, string>();
+    const r = await this.s3.send(
+      new ListObjectsV2Command({ Bucket: this.at.bucket, Prefix: this.key('trust/') }),
+    );
+    for (const o of r.Contents ?? [])
+      if (o.Key && o.ETag) etags.set(o.Key.slice(this.key('').length), o.ETag);
+    return etags;
   }
 
   private async bundleFrom(read: Promise<string | undefined>): Promise<string | undefined> {
@@ -221,31 +245,6 @@ export class S3TokenStore implements TokenStore {
     } catch (err) {
       throw new StoreError(describeAwsError(err, this.locate(BUNDLE)), { cause: err });
     }
-  }
-
-  /**
-   * The stored token keys and the bundle, with the JWKS and the policy for later in the run,
-   * read side by side under the run lock. A trust file this process has seen is read only when
-   * the listing shows it changed since ({@link trustSeen}); one it has not seen is read at once.
-   */
-  readStored(): { tokenKeys: Promise<string[]>; bundle: Promise<string | undefined> } {
-    const seen = trustSeen(this.s3);
-    const listing = this.list();
-    listing.catch(() => undefined);
-    const read = (key: string): Promise<string | undefined> => {
-      const known = seen.get(this.locate(key));
-      if (!known) return this.readTrust(key);
-      // Should the listing fail, the run fails on it; the file is still read for its own step.
-      return listing.then(
-        ({ etags }) => (etags.get(key) === known.etag ? known.text : this.readTrust(key)),
-        () => this.readTrust(key),
-      );
-    };
-    const bundle = this.bundleFrom(read(BUNDLE));
-    this.#jwksRead = read(JWKS);
-    this.#policyRead = this.currentPolicy();
-    for (const p of [bundle, this.#jwksRead, this.#policyRead]) p.catch(() => undefined);
-    return { tokenKeys: listing.then((l) => l.keys), bundle };
   }
 
   async publishTrust(trust: TrustMaterial): Promise<{ bundle: string; jwks: string }> {
