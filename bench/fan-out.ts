@@ -23,6 +23,7 @@ import { runExecution } from '../test/helpers/states.js';
 import { CallCounter, type CallCounts, serviceTotal } from './counter.js';
 import { type AwsSetup, CONFIG_BUCKET, REGISTRY_BUCKET, TOKEN_BUCKET } from './e2e.js';
 import { generateWorkload } from './generate.js';
+import { table } from './report.js';
 import { median } from './stats.js';
 
 /** The deployment's settings for the measurement. */
@@ -171,21 +172,43 @@ export function s3PerToken(s: FanOutSample): number {
 
 /** The Markdown section of the report. */
 export function renderFanOut(r: FanOutResult): string {
-  const row = (label: string, s: FanOutSample) =>
-    `| ${label} | ${(s.wallMs / 1000).toFixed(1)} s | ${(s.cpuMs / 1000).toFixed(1)} s | ${(s.planMs / 1000).toFixed(1)} s | ${(s.mapMs / 1000).toFixed(1)} s | ${(median(s.shardMs) / 1000).toFixed(2)} s | ${(s.finishMs / 1000).toFixed(1)} s | ${kmsCalls(s)} (${Object.entries(
-      s.calls.KMS ?? {},
-    )
+  const row = (label: string, s: FanOutSample) => [
+    label,
+    `${(s.wallMs / 1000).toFixed(1)} s`,
+    `${(s.cpuMs / 1000).toFixed(1)} s`,
+    `${(s.planMs / 1000).toFixed(1)} s`,
+    `${(s.mapMs / 1000).toFixed(1)} s`,
+    `${(median(s.shardMs) / 1000).toFixed(2)} s`,
+    `${(s.finishMs / 1000).toFixed(1)} s`,
+    `${kmsCalls(s)} (${Object.entries(s.calls.KMS ?? {})
       .map(([op, c]) => `${op} ${c}`)
-      .join(', ')}) | ${s.tokens} | ${s3PerToken(s).toFixed(3)} | ${s.load.toFixed(1)} |`;
+      .join(', ')})`,
+    String(s.tokens),
+    s3PerToken(s).toFixed(3),
+    s.load.toFixed(1),
+  ];
   return [
     `### Fan-out at ${r.n.toLocaleString('en-US')} principals`,
     '',
     `${r.accounts} accounts, shard size ${r.shardSize}, MaxConcurrency ${r.maxConcurrency}: ${r.shards} shards (one per account, split at the size). The three handlers run in one process against moto, driven by the synthesized definition; shards ran ${r.steady.maxShardsInFlight} at a time. CPU is this process's (handlers and SDK), not moto's.`,
     '',
-    '| run | wall | CPU | plan | map | shard (median) | finish | KMS calls | tokens | S3 requests per token | load |',
-    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: |',
-    row('first (root certificate made)', r.first),
-    row('steady, cold containers', r.steady),
+    table(
+      [
+        'run',
+        'wall',
+        'CPU',
+        'plan',
+        'map',
+        'shard (median)',
+        'finish',
+        'KMS calls',
+        'tokens',
+        'S3 requests per token',
+        'load',
+      ],
+      [row('first (root certificate made)', r.first), row('steady, cold containers', r.steady)],
+      [1, 2, 3, 4, 5, 6, 8, 9, 10],
+    ),
     '',
     `KMS calls = 1 + shards in the steady run: ${kmsCalls(r.steady) === 1 + r.shards ? 'yes' : 'NO'} (${kmsCalls(r.steady)} = 1 + ${r.shards}).`,
   ].join('\n');

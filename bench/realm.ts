@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { registryClaims, signJws } from '../test/helpers/jws.js';
 import { freePort, waitForHttp } from '../test/helpers/net.js';
 import { makeIssued, makeRoot } from '../test/helpers/pki.js';
+import { table } from './report.js';
 
 const SERVICE = 'registry.example.com';
 
@@ -205,15 +206,35 @@ const fixed = (n: number, digits: number) => n.toFixed(digits);
 
 /** The results as a Markdown table for docs/performance.md. */
 export function renderRealm(r: RealmBenchResult): string {
-  const rows = r.levels.map(
-    (l) =>
-      `| ${l.concurrency} | ${fixed(l.endpoint.rps, 0)} | ${fixed(l.endpoint.p50Ms, 2)} | ${fixed(l.endpoint.p99Ms, 2)} | ${fixed(l.floor.rps, 0)} | ${fixed(l.floor.p50Ms, 2)} | ${fixed(l.floor.p99Ms, 2)} | ${fixed(l.floor.rps / Math.max(l.endpoint.rps, 1e-9), 2)}× | ${l.endpoint.errors + l.floor.errors} |`,
-  );
+  const rows = r.levels.map((l) => [
+    String(l.concurrency),
+    fixed(l.endpoint.rps, 0),
+    fixed(l.endpoint.p50Ms, 2),
+    fixed(l.endpoint.p99Ms, 2),
+    fixed(l.floor.rps, 0),
+    fixed(l.floor.p50Ms, 2),
+    fixed(l.floor.p99Ms, 2),
+    `${fixed(l.floor.rps / Math.max(l.endpoint.rps, 1e-9), 2)}×`,
+    String(l.endpoint.errors + l.floor.errors),
+  ]);
+  const head = [
+    'clients',
+    'endpoint req/s',
+    'p50 ms',
+    'p99 ms',
+    'floor req/s',
+    'p50 ms',
+    'p99 ms',
+    'floor/endpoint',
+    'errors',
+  ];
   return [
     `**Token endpoint** (\`regtoken realm\`, GET /token with an x5c token of ${r.tokenBytes} bytes as the Basic password, ${r.seconds} s per level, keep-alive, loopback; floor: a bare node:http server answering the same JSON without verifying)`,
     '',
-    '| clients | endpoint req/s | p50 ms | p99 ms | floor req/s | p50 ms | p99 ms | floor/endpoint | errors |',
-    '| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
-    ...rows,
+    table(
+      head,
+      rows,
+      head.map((_, i) => i),
+    ),
   ].join('\n');
 }

@@ -201,13 +201,21 @@ export function checkTargets(r: BenchResult): TargetCheck[] {
   ];
 }
 
-/** A Markdown table with padded columns, as the repository's formatter (biome) writes them. */
-/** A Markdown table with padded columns. */
-export function table(head: readonly string[], rows: readonly (readonly string[])[]): string {
+/**
+ * A Markdown table with padded columns, as the repository's formatter (biome) writes them; the
+ * columns `right` names are right-aligned (`---:`).
+ */
+export function table(
+  head: readonly string[],
+  rows: readonly (readonly string[])[],
+  right: readonly number[] = [],
+): string {
   const widths = head.map((h, i) => Math.max(3, h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (cells: readonly string[]) =>
-    `| ${cells.map((c, i) => c.padEnd(widths[i] ?? 0)).join(' | ')} |`;
-  return [line(head), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n');
+  const pad = (c: string, i: number) =>
+    right.includes(i) ? c.padStart(widths[i] ?? 0) : c.padEnd(widths[i] ?? 0);
+  const line = (cells: readonly string[]) => `| ${cells.map(pad).join(' | ')} |`;
+  const rule = widths.map((w, i) => (right.includes(i) ? `${'-'.repeat(w - 1)}:` : '-'.repeat(w)));
+  return [line(head), `| ${rule.join(' | ')} |`, ...rows.map(line)].join('\n');
 }
 
 /** The result as Markdown: machine, tables, targets. */

@@ -1,11 +1,11 @@
 /**
  * The benchmark's target checks on made-up results: each check can fail, and a check that needs
- * two sizes says so instead of passing with one.
+ * two sizes says so instead of passing with one; its tables are padded as the formatter pads them.
  */
 
 import { describe, expect, it } from '@jest/globals';
 import type { BenchResult, SizeResult } from '../../bench/report.js';
-import { checkTargets } from '../../bench/report.js';
+import { checkTargets, table } from '../../bench/report.js';
 
 /** A steady run with these KMS calls (only what the checks read). */
 function size(n: number, kmsSigns: number, localMintMs = 100, engineMs = 100): SizeResult {
@@ -63,5 +63,27 @@ describe('bench targets', () => {
     ['no case measured', [], false],
   ])('hostile inputs: %s', (_name, hostile, expected) => {
     expect(met(result([size(100, 1)], hostile), 'each hostile input')).toBe(expected);
+  });
+});
+
+describe('the bench writes its tables as the formatter would', () => {
+  it('pads every column to its widest cell, right-aligning the columns it is told to', () => {
+    expect(
+      table(
+        ['name', 'count'],
+        [
+          ['a', '1'],
+          ['longer name', '22'],
+        ],
+        [1],
+      ),
+    ).toBe(
+      [
+        '| name        | count |',
+        '| ----------- | ----: |',
+        '| a           |     1 |',
+        '| longer name |    22 |',
+      ].join('\n'),
+    );
   });
 });
