@@ -87,7 +87,7 @@ describe('npm run bench -- --sizes 100', () => {
     // moto's CPU time in each run and each floor: this machine is Linux, so it is read.
     expect(e2e.serverCpu?.runs).toHaveLength(e2e.runs.length);
     expect(e2e.serverCpu?.floors).toHaveLength(e2e.runs.length);
-    // A run and its floor each make a hundred requests or more, 4-5 ms of moto CPU each.
+    // A run and its floor each make a hundred requests or more, a few ms of moto CPU each.
     for (const cpu of [...(e2e.serverCpu?.runs ?? []), ...(e2e.serverCpu?.floors ?? [])])
       expect(cpu).toBeGreaterThan(0);
     expect(e2e.tokenBytes.p50).toBeGreaterThan(500);

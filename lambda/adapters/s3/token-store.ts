@@ -54,9 +54,9 @@ interface SeenFile {
 /**
  * What this process last read or wrote of each trust file, by S3 client and object
  * (`s3://BUCKET/KEY`). A later run whose listing of `trust/`, made under the run lock, shows the
- * file with the same ETag takes its text from here instead of reading it again: an ETag stands for one
- * version's content, so a file anyone changed or deleted since shows another ETag (or none)
- * and is read as before.
+ * file with the same ETag takes its text from here instead of reading it again: an ETag stands
+ * for one version's content, so a file anyone changed or deleted since shows another ETag (or
+ * none) and is read as before.
  */
 const trustSeen = perClient<S3Client, SeenFile>();
 
@@ -99,9 +99,9 @@ export class S3TokenStore implements TokenStore {
    */
   #bundleRead: { text: string | undefined } | undefined;
   /**
-   * The JWKS and the bucket policy, read with the bundle under the run lock ({@link readTrustBundle}),
-   * for {@link publishTrust} and {@link applyReadPolicy} of the same run: each is used once (a
-   * later run, or the next pass of one, reads again). Only minters, holding the lock, write
+   * The JWKS and the bucket policy, read with the bundle under the run lock
+   * ({@link readTrustBundle}), for {@link publishTrust} and {@link applyReadPolicy} of the same
+   * run: each is used once (a later run, or the next pass of one, reads again). Only minters, holding the lock, write
    * them, so they are what the run would read when it needs them. A failed read fails where
    * the value is needed, as if it were read then.
    */
@@ -228,12 +228,13 @@ export class S3TokenStore implements TokenStore {
 
   /** The ETags of the trust files, from one listing of `trust/` (two objects). */
   private async trustEtags(): Promise<Map<string, string>> {
+    const root = this.key('');
     const etags = new Map<string, string>();
     const r = await this.s3.send(
-      new ListObjectsV2Command({ Bucket: this.at.bucket, Prefix: this.key('trust/') }),
+      new ListObjectsV2Command({ Bucket: this.at.bucket, Prefix: `${root}trust/` }),
     );
     for (const o of r.Contents ?? [])
-      if (o.Key && o.ETag) etags.set(o.Key.slice(this.key('').length), o.ETag);
+      if (o.Key && o.ETag) etags.set(o.Key.slice(root.length), o.ETag);
     return etags;
   }
 
