@@ -11,7 +11,12 @@
 
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics } from '@aws-lambda-powertools/metrics';
-import { CreateRoleCommand, CreateUserCommand, IAMClient } from '@aws-sdk/client-iam';
+import {
+  CreateRoleCommand,
+  CreateUserCommand,
+  DeleteRoleCommand,
+  IAMClient,
+} from '@aws-sdk/client-iam';
 import { CreateKeyCommand, KMSClient } from '@aws-sdk/client-kms';
 import {
   CreateBucketCommand,
@@ -23,7 +28,6 @@ import {
 } from '@aws-sdk/client-s3';
 import { AwsClients } from '../lambda/adapters/aws.js';
 import { mapLimit } from '../lambda/core/pool.js';
-import { tokenKey } from '../lambda/core/principal.js';
 import { createHandler, type HandlerResult } from '../lambda/handler.js';
 import type { RunSettings } from '../lambda/run.js';
 import { CallCounter, type CallCounts } from './counter.js';
@@ -37,6 +41,8 @@ export const REGISTRY_BUCKET = 'registry-storage';
 /** The floor writes here, so its objects never show up in the run's listing of tokens/. */
 export const FLOOR_BUCKET = 'regtoken-floor';
 export const MINTER_ROLE = 'regtoken-minter';
+/** The trust policy of the roles the bench creates (nobody assumes them). */
+const TRUST = JSON.stringify({ Version: '2012-10-17', Statement: [] });
 
 /** What the parent created for one workload. */
 export interface AwsSetup {
@@ -65,15 +71,14 @@ export async function setupAws(w: Workload): Promise<AwsSetup> {
       VersioningConfiguration: { Status: 'Enabled' },
     }),
   );
-  const trust = JSON.stringify({ Version: '2012-10-17', Statement: [] });
   const minter = await iam.send(
-    new CreateRoleCommand({ RoleName: MINTER_ROLE, AssumeRolePolicyDocument: trust }),
+    new CreateRoleCommand({ RoleName: MINTER_ROLE, AssumeRolePolicyDocument: TRUST }),
   );
   const local = w.principals.filter((p) => p.account === w.localAccount && p.exists);
   await mapLimit(local, 8, async (p) => {
     if (p.type === 'role')
       await iam.send(
-        new CreateRoleCommand({ RoleName: p.name, Path: p.path, AssumeRolePolicyDocument: trust }),
+        new CreateRoleCommand({ RoleName: p.name, Path: p.path, AssumeRolePolicyDocument: TRUST }),
       );
     else await iam.send(new CreateUserCommand({ UserName: p.name, Path: p.path }));
   });
@@ -122,7 +127,10 @@ export interface E2EResult {
   readonly documentBytes: { readonly p50: number; readonly max: number; readonly total: number };
   readonly tokenBytes: { readonly p50: number; readonly max: number };
   readonly policyBytes: number;
-  /** Stale token objects planted before each steady run (principals dropped since the last run). */
+  /**
+   * Tokens made stale before each steady run: the roles of that many principals deleted in IAM
+   * (and those deleted before the last run created again).
+   */
   readonly stale: number;
   /** Peak RSS of the process after the runs, before the floor (KiB), and RSS before any run. */
   readonly maxRssKiB: number;
@@ -151,8 +159,8 @@ function gc(): void {
 }
 
 /**
- * Runs the handler once (first run), then `reps` steady-state runs, each after planting
- * `stale` token objects of principals no longer in the grants; then the floor `reps` times.
+ * Runs the handler once (first run), then `reps` steady-state runs, each after deleting the
+ * roles of `stale` principals in IAM, so their tokens are stale; then the floor `reps` times.
  * With `direct`, one more run in KMS direct mode.
  */
 export async function measureE2E(
@@ -185,21 +193,36 @@ export async function measureE2E(
     return { ms, calls: counter.snapshot(), result };
   };
 
-  // A separate, uncounted client for the bench's own writes (stale tokens, reading sizes).
-  const helper = new AwsClients().s3;
+  // Separate, uncounted clients for the bench's own requests (IAM changes, reading sizes).
+  const helperClients = new AwsClients();
+  const helper = helperClients.s3;
+  // Before each steady run, `stale` roles that have a token are deleted in IAM, and the ones
+  // deleted before the last run created again: a principal IAM no longer knows loses its token,
+  // and the only writers of the token bucket are the minters (docs/aws.md), so staleness comes
+  // as it does on AWS, from the grants or from IAM. The grants stay unchanged: a scheduled run.
   const stale = Math.max(1, Math.round(w.n / 100));
-  const plantStale = () =>
-    mapLimit(
-      Array.from({ length: stale }, (_, i) =>
-        tokenKey({ account: w.localAccount, type: 'role', name: `dropped-role-${i}` }),
-      ),
-      32,
-      async (key) => {
-        await helper.send(
-          new PutObjectCommand({ Bucket: TOKEN_BUCKET, Key: key, Body: '{"stale":true}\n' }),
-        );
-      },
+  const roles = w.principals.filter(
+    (p) => p.account === w.localAccount && p.exists && p.type === 'role',
+  );
+  // Two windows in a row must not meet: a role is created again before the next are deleted.
+  if (roles.length < stale * 2) throw new Error('e2e: too few roles to make tokens stale');
+  let dropped: typeof roles = [];
+  /** Creates again the roles deleted last, then deletes the `rep`th window of `stale` (none: -1). */
+  const dropRoles = async (rep: number) => {
+    const next = Array.from(
+      { length: rep < 0 ? 0 : stale },
+      (_, j) => roles[(rep * stale + j) % roles.length] as (typeof roles)[number],
     );
+    await mapLimit(dropped, 8, async (p) => {
+      await helperClients.iam.send(
+        new CreateRoleCommand({ RoleName: p.name, Path: p.path, AssumeRolePolicyDocument: TRUST }),
+      );
+    });
+    await mapLimit(next, 8, async (p) => {
+      await helperClients.iam.send(new DeleteRoleCommand({ RoleName: p.name }));
+    });
+    dropped = next;
+  };
 
   const first = await timed(() => handler({}));
 
@@ -241,7 +264,7 @@ export async function measureE2E(
   let tokenBytes: number[] = [];
   let maxRssKiB = 0;
   for (let i = 0; i < options.reps; i++) {
-    await plantStale();
+    await dropRoles(i);
     runs.push(await onServer(serverCpu.runs, () => timed(() => handler({}))));
     documentBytes = counter.documentBytes;
     tokenBytes = counter.tokenBytes;
@@ -256,6 +279,7 @@ export async function measureE2E(
     });
   }
 
+  await dropRoles(-1); // IAM as the setup left it
   const policy = await helper.send(new GetBucketPolicyCommand({ Bucket: TOKEN_BUCKET }));
   const listed = await helper.send(
     new ListObjectsV2Command({ Bucket: TOKEN_BUCKET, Prefix: 'trust/' }),

@@ -9,7 +9,8 @@
  * plan ({@link planWrites}: grants, inventory, IAM check, policy and trust),
  * {@link signAndWrite} (one batch of principals, given their access and a signer) and
  * {@link finish} (removal, metrics; lock release and version check for a locked run). A single
- * run lists the stored tokens and removes the stale ones while it writes the new ones.
+ * run lists the stored tokens and removes the stale ones while it writes the new ones; under a
+ * lock it gave back itself, it takes them from the note its last run left with the lock.
  *
  * The path through the code is in docs/architecture.md. Guarantees (docs/aws.md, "Nothing lost,
  * nothing stale"):
@@ -19,7 +20,7 @@
  * - tokens are removed only for principals absent from the config (or unknown to IAM).
  */
 
-import type { RunLock } from './core/ports.js';
+import type { ReleaseNote, RunLock } from './core/ports.js';
 import {
   type FinishDeps,
   finish,
@@ -42,18 +43,42 @@ export interface MintDeps extends PlanDeps, BatchDeps, FinishDeps {}
  * get a new token are listed in `failed`; callers turn a non-empty list into a failed run.
  */
 export async function mint(deps: MintDeps): Promise<MintResult> {
+  return (await mintAndNote(deps, undefined)).result;
+}
+
+/**
+ * {@link mint}, given the stored token keys when the run knows them (`known`, from the note its
+ * lock came with) instead of listing them; it returns the note to leave with the lock.
+ */
+async function mintAndNote(
+  deps: MintDeps,
+  known: readonly string[] | undefined,
+): Promise<{ result: MintResult; note: ReleaseNote }> {
   const { plan: planned, key } = await planWrites(deps);
+  if (known)
+    deps.logger.debug('stored tokens known from the last run of this process: not listed', {
+      count: known.length,
+    });
   // The stored tokens are listed and the stale ones removed side by side with the writes: no
   // token of the run is stale, and the listing grows with the tokens, so waiting for it would
   // hold up the first write. A failure of the writes is reported first.
-  const stale = listStale(deps.store, planned.principals);
+  const stale = listStale(deps.store, planned.principals, known);
   const [batch, removal] = await Promise.allSettled([
     signAndWrite({ settings: planned.settings, principals: planned.principals }, key, deps),
     stale.then((keys) => removeStale(keys, deps)),
   ]);
   if (batch.status === 'rejected') throw batch.reason;
   if (removal.status === 'rejected') throw removal.reason;
-  return finish({ ...planned, stale: await stale }, [batch.value], deps, removal.value);
+  const staleKeys = await stale;
+  const result = await finish({ ...planned, stale: staleKeys }, [batch.value], deps, removal.value);
+  // What the store may hold now: every wanted key (a write that failed may still have landed)
+  // and the stale keys not removed.
+  const removed = new Set(removal.value);
+  const storedTokens = [
+    ...planned.principals.map((p) => p.key),
+    ...staleKeys.filter((k) => !removed.has(k)),
+  ];
+  return { result, note: { storedTokens } };
 }
 
 /** How many times one run mints again because the config changed while it was minting. */
@@ -103,15 +128,22 @@ export async function mintExclusive(deps: MintDeps, lock: RunLock): Promise<Excl
     // that landed after the check is caught by the version check after the release, like one
     // that lands while the run mints. Any other lock, or a later pass, reads them again.
     const checked = pass === 1 && lease.sinceOwnRelease ? grants.value : undefined;
+    let note: ReleaseNote;
     try {
       // deps.clock is set only by tests that need tokens stamped at a chosen time.
-      last = await mint({ ...deps, grants: checked, clock: deps.clock ?? (() => lease.now()) });
+      // The note the lock came with names the stored tokens: only the minters write them, and
+      // only under the lock, so no listing could find others (docs/aws.md, "Nothing lost,
+      // nothing stale"). A run that fails leaves no note: the next one lists.
+      ({ result: last, note } = await mintAndNote(
+        { ...deps, grants: checked, clock: deps.clock ?? (() => lease.now()) },
+        lease.note?.storedTokens,
+      ));
     } catch (err) {
       // Free the lock for the next run, but report the run's own error, not a release failure.
       await lock.release().catch(() => undefined);
       throw err;
     }
-    const current = await releaseAndCheck(lock, deps.config, last.configVersion);
+    const current = await releaseAndCheck(lock, deps.config, last.configVersion, note);
     if (current === undefined) return { skipped: false, result: last, passes: pass };
     deps.logger.info('the config changed during the run; minting again', {
       minted: last.configVersion,

@@ -13,7 +13,7 @@
  */
 
 import { LeaseExpiredError } from '../errors.js';
-import type { RunLease } from './ports.js';
+import type { ReleaseNote, RunLease } from './ports.js';
 
 /** The lock object as read, with S3's time of the read. */
 export interface LockState {
@@ -86,6 +86,8 @@ export class Lease implements RunLease {
       readonly monotonic: Monotonic;
       /** Taken from this process's own release, untouched since ({@link RunLease.sinceOwnRelease}). */
       readonly sinceOwnRelease?: boolean;
+      /** What the run that gave the lock back left with it ({@link RunLease.note}). */
+      readonly note?: ReleaseNote;
     },
   ) {
     this.#deadline = options.sentAt + options.leaseMs - options.marginMs;
@@ -95,6 +97,10 @@ export class Lease implements RunLease {
 
   get sinceOwnRelease(): boolean {
     return this.options.sinceOwnRelease === true;
+  }
+
+  get note(): ReleaseNote | undefined {
+    return this.options.sinceOwnRelease ? this.options.note : undefined;
   }
 
   /** AWS's time now, estimated from the answer that granted the lease. */

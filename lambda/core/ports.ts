@@ -108,14 +108,35 @@ export interface RunLease {
    * process's last run (docs/aws.md, "Overlapping runs").
    */
   readonly sinceOwnRelease?: boolean;
+  /**
+   * What this process's last run left with the lock ({@link RunLock.release}); only with
+   * {@link sinceOwnRelease}, so it still describes the store.
+   */
+  readonly note?: ReleaseNote;
+}
+
+/**
+ * What a run that ends cleanly leaves with the lock for the next run of the same process. Only
+ * the minters write the token bucket, and only under the lock, so while no other run takes the
+ * lock this stays true (docs/aws.md, "Nothing lost, nothing stale").
+ */
+export interface ReleaseNote {
+  /**
+   * Every token key the store may hold as the run leaves it: the keys it found, plus the ones it
+   * wrote or tried to write, less the ones it removed.
+   */
+  readonly storedTokens: readonly string[];
 }
 
 /** Keeps two runs from writing the same store at once (see docs/aws.md, "Overlapping runs"). */
 export interface RunLock {
   /** Takes the lock; undefined when another live run holds it. */
   acquire(): Promise<RunLease | undefined>;
-  /** Gives the lock back (only if still ours); the lease's writes end here. */
-  release(): Promise<void>;
+  /**
+   * Gives the lock back (only if still ours); the lease's writes end here. A `note` is handed to
+   * the next run of this process that takes the lock untouched ({@link RunLease.note}).
+   */
+  release(note?: ReleaseNote): Promise<void>;
 }
 
 /** A lease whose end other processes of the same run can count to (a fanned-out run). */

@@ -5,7 +5,14 @@
  */
 
 import { mapLimit } from '../core/pool.js';
-import type { ConfigSource, Logger, Metrics, RunLock, TokenStore } from '../core/ports.js';
+import type {
+  ConfigSource,
+  Logger,
+  Metrics,
+  ReleaseNote,
+  RunLock,
+  TokenStore,
+} from '../core/ports.js';
 import type { MintPlan, PrincipalProblem } from './plan.js';
 import { type BatchResult, type MintedToken, sortByArn } from './sign-and-write.js';
 
@@ -131,16 +138,18 @@ export async function finish(
 }
 
 /**
- * Ends a locked run: releases the lock, then compares the grants' current version with the one
- * minted. Returns the newer version when the grants changed during the run (the caller mints
- * again), undefined when the run minted the latest grants or the source cannot tell.
+ * Ends a locked run: releases the lock (leaving `note` with it), then compares the grants'
+ * current version with the one minted. Returns the newer version when the grants changed during
+ * the run (the caller mints again), undefined when the run minted the latest grants or the
+ * source cannot tell.
  */
 export async function releaseAndCheck(
   lock: RunLock,
   config: ConfigSource,
   minted: string | undefined,
+  note?: ReleaseNote,
 ): Promise<string | undefined> {
-  await lock.release();
+  await lock.release(note);
   const current = await config.currentVersion?.();
   return current === undefined || current === minted ? undefined : current;
 }

@@ -266,14 +266,16 @@ export async function plan(deps: PlanDeps): Promise<{ plan: MintPlan; key: Signi
 /**
  * The stored token keys whose principals this run does not mint for (absent from the config,
  * or unknown to IAM: a role deleted and recreated later must not find an old token waiting),
- * listed now. Every key the run writes is a wanted one, so a listing made while the run
- * writes finds the same stale keys as one made before.
+ * listed now, or taken from `known` when the run knows the stored keys already (a
+ * `ReleaseNote`). Every key the run writes is a wanted one, so a listing made while the
+ * run writes finds the same stale keys as one made before.
  */
 export async function listStale(
   store: TokenStore,
   principals: readonly PrincipalWork[],
+  known?: readonly string[],
 ): Promise<string[]> {
-  return staleKeys(await store.listTokenKeys(), principals);
+  return staleKeys(known ?? (await store.listTokenKeys()), principals);
 }
 
 function staleKeys(stored: readonly string[], principals: readonly PrincipalWork[]): string[] {

@@ -8,6 +8,7 @@ import { localSigningKey } from '../../lambda/adapters/pem-signer.js';
 import type {
   ConfigSource,
   Metrics,
+  ReleaseNote,
   RunLease,
   RunLock,
   Signer,
@@ -45,10 +46,12 @@ export class MemoryStore implements TokenStore {
   failingDeletes = new Set<string>();
   writes = 0;
   deletes: string[] = [];
+  listings = 0;
   locate(key: string) {
     return `mem://${key}`;
   }
   async listTokenKeys() {
+    this.listings += 1;
     return [...this.docs.keys()].sort();
   }
   async putToken(key: string, doc: TokenDocument) {
@@ -87,20 +90,40 @@ export const fixedSigner: Signer = {
     localSigningKey(fixedEcKey(), now, publishedBundle, 'fixed key'),
 };
 
-/** A lock that records what happened; `busy` makes acquire fail. */
+/**
+ * A lock that records what happened; `busy` makes acquire fail. With `handsBack`, it hands its
+ * last release (and the note left with it) to the next acquire, as S3RunLock does within one
+ * process, until {@link takenElsewhere}.
+ */
 export class FakeLock implements RunLock {
   events: string[] = [];
+  /** The release the next acquire takes over, with its note. */
+  released: { note: ReleaseNote | undefined } | undefined;
   /** The clock the lease reports (AWS's time for the run); the system clock by default. */
   constructor(
     public busy = false,
     private readonly leaseNow: () => Date = () => new Date(),
+    private readonly handsBack = false,
   ) {}
   async acquire(): Promise<RunLease | undefined> {
     this.events.push(this.busy ? 'acquire:busy' : 'acquire');
-    return this.busy ? undefined : { now: this.leaseNow, check: () => undefined };
+    if (this.busy) return undefined;
+    const released = this.released;
+    this.released = undefined;
+    return {
+      now: this.leaseNow,
+      check: () => undefined,
+      sinceOwnRelease: released !== undefined,
+      note: released?.note,
+    };
   }
-  async release() {
+  async release(note?: ReleaseNote) {
     this.events.push('release');
+    if (this.handsBack) this.released = { note };
+  }
+  /** Another process took the lock (and gave it back) since this one's release. */
+  takenElsewhere() {
+    this.released = undefined;
   }
 }
 

@@ -292,6 +292,35 @@ describe('the handler mints into S3', () => {
     expect(await tokenKeys()).toEqual([KEY.ci, KEY.web, KEY.alice, KEY.bob].sort());
   });
 
+  it('takes the stored tokens from its last run while no other run has held the lock, and lists them otherwise', async () => {
+    const warm = handler();
+    await warm({});
+    const listings = (from: number) =>
+      proxy.seen
+        .slice(from)
+        .filter((l) => /^GET \/regtoken-tokens\/\?(.*&)?prefix=tokens%2F/.test(l));
+    // Alice's grant goes: the container's next run removes her token without a listing.
+    await putConfig(grants().replace(`[${ARN.web}, ${ARN.alice}]`, `[${ARN.web}]`));
+    let seen = proxy.seen.length;
+    expect(await warm({})).toMatchObject({ skipped: false, minted: 3, removed: 1 });
+    expect(listings(seen)).toEqual([]);
+    expect(await tokenKeys()).toEqual([KEY.ci, KEY.web, KEY.bob].sort());
+    // Another container's run in between, and a key no run of this one wrote: listed, removed.
+    await handler()({});
+    const stray = 'tokens/123456789012/role/gone.json';
+    await s3.send(new PutObjectCommand({ Bucket: TOKEN_BUCKET, Key: stray, Body: '{}' }));
+    seen = proxy.seen.length;
+    expect(await warm({})).toMatchObject({ skipped: false, minted: 3, removed: 1 });
+    expect(listings(seen)).toHaveLength(1);
+    expect(await tokenKeys()).toEqual([KEY.ci, KEY.web, KEY.bob].sort());
+    // Alice back: written again, and the next run, its own lock's, lists nothing.
+    await putConfig(grants());
+    seen = proxy.seen.length;
+    expect(await warm({})).toMatchObject({ skipped: false, minted: 4, removed: 0 });
+    expect(listings(seen)).toEqual([]);
+    expect(await tokenKeys()).toEqual([KEY.ci, KEY.web, KEY.alice, KEY.bob].sort());
+  });
+
   it('reads no trust file a warm container left as it is, and reads and restores one changed since', async () => {
     const warm = handler(); // one container: its clients, the KMS public key and what it saw are kept
     await warm({});

@@ -242,6 +242,29 @@ describe('a process taking the lock it gave back', () => {
     expect(lockRequests(from).map((l) => l.split(' ')[0])).toEqual(['PUT']);
   });
 
+  it('hands the note a run left with it to the next holder of this process only, once', async () => {
+    const client = new S3Client({});
+    const note = { storedTokens: ['tokens/111122223333/role/ci.json'] };
+    const first = lockOn(client, 'first');
+    expect((await first.acquire())?.note).toBeUndefined();
+    await first.release(note);
+    const second = lockOn(client, 'second');
+    expect((await second.acquire())?.note).toEqual(note);
+    // Given back without a note (a failed run), the next holder gets none.
+    await second.release();
+    const third = lockOn(client, 'third');
+    expect((await third.acquire())?.note).toBeUndefined();
+    // Another process between: its lease neither gets the note nor lets this process use it.
+    await third.release(note);
+    const other = lockOn(new S3Client({}), 'other');
+    expect((await other.acquire())?.note).toBeUndefined();
+    await other.release();
+    const fourth = lockOn(client, 'fourth');
+    const lease = await fourth.acquire();
+    expect([lease?.sinceOwnRelease, lease?.note]).toEqual([false, undefined]);
+    await fourth.release();
+  });
+
   it('reads and judges it when another run has held it since, and never takes a live lease', async () => {
     const client = new S3Client({});
     const first = lockOn(client, 'first');

@@ -321,6 +321,86 @@ describe('mintExclusive', () => {
     expect(bad.writes + claimed.writes).toBe(0);
   });
 
+  it('takes the stored tokens from the note its own last release left, listing none', async () => {
+    const bob = `  - principal: arn:aws:iam::111122223333:user/bob
+    access: [{repository: team-a/app, actions: [pull]}]
+`;
+    const store = new MemoryStore();
+    const lock = new FakeLock(false, undefined, true);
+    await mintExclusive(deps(new MemoryConfig(grants(bob)), store), lock);
+    expect(store.listings).toBe(1); // the first run of a process lists
+    expect([...(lock.released?.note?.storedTokens ?? [])].sort()).toEqual([
+      'tokens/111122223333/role/ci.json',
+      'tokens/111122223333/user/alice.json',
+      'tokens/111122223333/user/bob.json',
+    ]);
+    // bob dropped from the grants: the note names his token, so it is removed unlisted.
+    const r = await mintExclusive(deps(new MemoryConfig(grants(), 'v2'), store), lock);
+    expect(store.listings).toBe(1);
+    expect(r).toMatchObject({
+      skipped: false,
+      result: { removed: [expect.stringMatching(/bob/)] },
+    });
+    expect([...store.docs.keys()].sort()).toEqual([
+      'tokens/111122223333/role/ci.json',
+      'tokens/111122223333/user/alice.json',
+    ]);
+    expect([...(lock.released?.note?.storedTokens ?? [])].sort()).toEqual([
+      'tokens/111122223333/role/ci.json',
+      'tokens/111122223333/user/alice.json',
+    ]);
+  });
+
+  it('keeps in the note a token whose write failed, since it may have landed', async () => {
+    const store = new MemoryStore();
+    store.failing.add('tokens/111122223333/user/alice.json');
+    const lock = new FakeLock(false, undefined, true);
+    const r = await mintExclusive(deps(new MemoryConfig(grants()), store), lock);
+    expect(r).toMatchObject({
+      result: { failed: [{ principal: 'arn:aws:iam::111122223333:user/alice' }] },
+    });
+    expect(lock.released?.note?.storedTokens).toContain('tokens/111122223333/user/alice.json');
+    // alice dropped: her key is deleted on the note's word, without a listing.
+    const onlyCi = grants().replace(
+      / {2}- principal: arn:aws:iam::111122223333:user\/alice\n.*\n/,
+      '',
+    );
+    await mintExclusive(deps(new MemoryConfig(onlyCi, 'v2'), store), lock);
+    expect(store.listings).toBe(1);
+    expect(store.deletes).toEqual(['tokens/111122223333/user/alice.json']);
+  });
+
+  // Each case: what happens between two runs of the same process; then whether the second lists.
+  const listsAgain: [string, number, (lock: FakeLock, store: MemoryStore) => Promise<void>][] = [
+    ['nothing (the lock comes with its note)', 1, async () => undefined],
+    ['another process took the lock', 2, async (lock) => lock.takenElsewhere()],
+    [
+      'a run failed (its release leaves no note)',
+      2,
+      async (lock, store) => {
+        const broken: Signer = {
+          prepare: async () => {
+            throw new Error('KMS key k: access denied');
+          },
+        };
+        await expect(
+          mintExclusive(deps(new MemoryConfig(grants()), store, { signer: broken }), lock),
+        ).rejects.toThrow('access denied');
+      },
+    ],
+  ];
+  it.each(listsAgain)(
+    'after %s, lists the stored tokens %i time(s) in all',
+    async (_, listings, between) => {
+      const store = new MemoryStore();
+      const lock = new FakeLock(false, undefined, true);
+      await mintExclusive(deps(new MemoryConfig(grants()), store), lock);
+      await between(lock, store);
+      await mintExclusive(deps(new MemoryConfig(grants()), store), lock);
+      expect(store.listings).toBe(listings);
+    },
+  );
+
   it('releases the lock when the run fails', async () => {
     const lock = new FakeLock();
     const broken: Signer = {

@@ -16,7 +16,7 @@ import {
   type LockState,
   type Monotonic,
 } from '../../core/lease.js';
-import type { TransferableLock } from '../../core/ports.js';
+import type { ReleaseNote, TransferableLock } from '../../core/ports.js';
 import { LeaseExpiredError, StoreError } from '../../errors.js';
 import { awsErrorCode, awsStatus, describeAwsError } from '../aws.js';
 import { perClient } from '../per-client.js';
@@ -38,12 +38,13 @@ const MAX_LEASE_MS = 24 * 3_600_000;
 
 /**
  * The lock object as this process last gave it back, per S3 client and object: the ETag of the
- * release it wrote. The released body names its holder (a new owner every run), so only that
- * write has that ETag, and a conditional write `If-Match` it succeeds only while the object is
- * still exactly that free lock. A warm container takes the lock with that one write instead
- * of reading it first; any other answer sends it down the ordinary path (read, judge, take).
+ * release it wrote, and the note the run left with it. The released body names its holder (a
+ * new owner every run), so only that write has that ETag, and a conditional write `If-Match` it
+ * succeeds only while the object is still exactly that free lock. A warm container takes the
+ * lock with that one write instead of reading it first, and only then gets the note; any other
+ * answer sends it down the ordinary path (read, judge, take).
  */
-const releasedHere = perClient<S3Client, string>();
+const releasedHere = perClient<S3Client, { etag: string; note: ReleaseNote | undefined }>();
 
 /** Options of {@link S3RunLock}. */
 export interface S3RunLockOptions {
@@ -154,7 +155,7 @@ export class S3RunLock implements TransferableLock {
     const mine = released.get(this.where);
     if (mine) {
       released.delete(this.where);
-      const lease = await this.take(mine, true);
+      const lease = await this.take(mine.etag, mine);
       if (lease) return lease;
     }
     for (let waited = false; ; waited = true) {
@@ -176,9 +177,10 @@ export class S3RunLock implements TransferableLock {
     }
   }
 
+  /** Takes the lock at `etag`; `released` when that is this process's own release. */
   private async take(
     etag: string | undefined,
-    sinceOwnRelease = false,
+    released?: { note: ReleaseNote | undefined },
   ): Promise<Lease | undefined> {
     const body: LockBody = {
       owner: this.owner,
@@ -202,7 +204,8 @@ export class S3RunLock implements TransferableLock {
         marginMs: this.options.marginMs,
         where: this.where,
         monotonic: this.#monotonic,
-        sinceOwnRelease,
+        sinceOwnRelease: released !== undefined,
+        note: released?.note,
       });
       this.options.fence.arm(lease);
       return lease;
@@ -275,7 +278,7 @@ export class S3RunLock implements TransferableLock {
     return lease;
   }
 
-  async release(): Promise<void> {
+  async release(note?: ReleaseNote): Promise<void> {
     // No write of this run may start from here on, whatever the release's outcome.
     this.options.fence.disarm();
     if (!this.#etag) return;
@@ -285,7 +288,7 @@ export class S3RunLock implements TransferableLock {
           this.put({ owner: this.owner, released: true }, { IfMatch: this.#etag }),
         ),
       );
-      if (given.ETag) releasedHere(this.s3).set(this.where, given.ETag);
+      if (given.ETag) releasedHere(this.s3).set(this.where, { etag: given.ETag, note });
     } catch (err) {
       // 412: our lease ran out and another run took over; its lock is not ours to free.
       if (awsStatus(err) !== 412) throw err;
