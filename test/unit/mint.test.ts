@@ -22,6 +22,15 @@ grants:
     access: [{repository: team-a/app, actions: [pull]}]
 ${extra}`;
 
+/** A third grant, for bob, to drop later. */
+const BOB = `  - principal: arn:aws:iam::111122223333:user/bob
+    access: [{repository: team-a/app, actions: [pull]}]
+`;
+
+/** The grants without alice's. */
+const withoutAlice = () =>
+  grants().replace(/ {2}- principal: arn:aws:iam::111122223333:user\/alice\n.*\n/, '');
+
 const signer = fixedSigner;
 
 function deps(
@@ -137,9 +146,6 @@ describe('mint', () => {
   });
 
   it('removes the tokens of principals no longer granted while it writes the new ones', async () => {
-    const bob = `  - principal: arn:aws:iam::111122223333:user/bob
-    access: [{repository: team-a/app, actions: [pull]}]
-`;
     /** Each write waits (up to 200 ms) for a delete, and notes whether one had happened. */
     class WatchingStore extends MemoryStore {
       seen: string[] = [];
@@ -159,7 +165,7 @@ describe('mint', () => {
       }
     }
     const store = new WatchingStore();
-    await mint(deps(new MemoryConfig(grants(bob)), store));
+    await mint(deps(new MemoryConfig(grants(BOB)), store));
     store.seen = [];
     const result = await mint(deps(new MemoryConfig(grants()), store));
     expect(result.removed).toEqual(['tokens/111122223333/user/bob.json']);
@@ -171,9 +177,6 @@ describe('mint', () => {
   });
 
   it('writes its tokens without waiting for the listing of the stored ones, then removes the stale', async () => {
-    const bob = `  - principal: arn:aws:iam::111122223333:user/bob
-    access: [{repository: team-a/app, actions: [pull]}]
-`;
     /** A listing held until the run's tokens are written (or 500 turns of 1 ms went by). */
     class SlowListingStore extends MemoryStore {
       held = false;
@@ -186,7 +189,7 @@ describe('mint', () => {
       }
     }
     const store = new SlowListingStore();
-    await mint(deps(new MemoryConfig(grants(bob)), store));
+    await mint(deps(new MemoryConfig(grants(BOB)), store));
     store.writes = 0;
     const result = await mint(deps(new MemoryConfig(grants()), store));
     expect(store.listedAfter).toBe(2);
@@ -265,10 +268,7 @@ describe('mintExclusive', () => {
     // The first read under the lock (after the pre-check) sees v1; then v2 lands mid-run.
     const config = new MemoryConfig(grants(), 'v1', (self) => {
       if (self.reads === 2) {
-        self.text = grants().replace(
-          / {2}- principal: arn:aws:iam::111122223333:user\/alice\n.*\n/,
-          '',
-        );
+        self.text = withoutAlice();
         self.version = 'v2';
       }
     });
@@ -322,12 +322,9 @@ describe('mintExclusive', () => {
   });
 
   it('takes the stored tokens from the note its own last release left, listing none', async () => {
-    const bob = `  - principal: arn:aws:iam::111122223333:user/bob
-    access: [{repository: team-a/app, actions: [pull]}]
-`;
     const store = new MemoryStore();
     const lock = new FakeLock(false, undefined, true);
-    await mintExclusive(deps(new MemoryConfig(grants(bob)), store), lock);
+    await mintExclusive(deps(new MemoryConfig(grants(BOB)), store), lock);
     expect(store.listings).toBe(1); // the first run of a process lists
     expect([...(lock.released?.note?.storedTokens ?? [])].sort()).toEqual([
       'tokens/111122223333/role/ci.json',
@@ -361,11 +358,7 @@ describe('mintExclusive', () => {
     });
     expect(lock.released?.note?.storedTokens).toContain('tokens/111122223333/user/alice.json');
     // alice dropped: her key is deleted on the note's word, without a listing.
-    const onlyCi = grants().replace(
-      / {2}- principal: arn:aws:iam::111122223333:user\/alice\n.*\n/,
-      '',
-    );
-    await mintExclusive(deps(new MemoryConfig(onlyCi, 'v2'), store), lock);
+    await mintExclusive(deps(new MemoryConfig(withoutAlice(), 'v2'), store), lock);
     expect(store.listings).toBe(1);
     expect(store.deletes).toEqual(['tokens/111122223333/user/alice.json']);
   });

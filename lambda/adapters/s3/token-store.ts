@@ -101,9 +101,9 @@ export class S3TokenStore implements TokenStore {
   /**
    * The JWKS and the bucket policy, read with the bundle under the run lock
    * ({@link readTrustBundle}), for {@link publishTrust} and {@link applyReadPolicy} of the same
-   * run: each is used once (a later run, or the next pass of one, reads again). Only minters, holding the lock, write
-   * them, so they are what the run would read when it needs them. A failed read fails where
-   * the value is needed, as if it were read then.
+   * run: each is used once (a later run, or the next pass of one, reads again). Only minters,
+   * holding the lock, write them, so they are what the run would read when it needs them. A
+   * failed read fails where the value is needed, as if it were read then.
    */
   #jwksRead: Promise<string | undefined> | undefined;
   #policyRead: Promise<string | undefined> | undefined;
