@@ -66,10 +66,11 @@ const DOC = join(ROOT, 'docs/performance.md');
 
 /** Repetitions: enough for a stable median, few enough that 10,000 principals fit in minutes. */
 const engineReps = (n: number) => (n <= 1000 ? 9 : 5);
-// A run at 100 principals takes about a second and its ratio to the floor varies by ±0.05
-// from run to run on this kind of machine: more repetitions there narrow the median. At 10,000
-// one repetition measured 0.92x and 1.33x in two runs of the bench 25 minutes apart.
-const e2eReps = (n: number) => (n <= 100 ? 11 : 3);
+// A steady run at 100 principals and its floor take about half a second together, and the
+// median ratio of one child varies from child to child: within 1.14-1.24x with 11 repetitions,
+// 1.17-1.22x with 31 (docs/performance.md). At 10,000 one repetition measured 0.92x and 1.33x
+// in two runs of the bench 25 minutes apart.
+const e2eReps = (n: number) => (n <= 100 ? 31 : 3);
 const localReps = (n: number) => (n <= 1000 ? 7 : 5);
 
 function machine(loadBefore: number): Omit<Machine, 'loadAfter'> {
