@@ -91,7 +91,8 @@ describe('npm run bench -- --sizes 100', () => {
       expect(run.calls.S3?.ListObjectsV2).toBe(2);
     }
     // 31 steady runs at 100 principals, each with its floor: with 11, one bench's ratio there
-    // spread over 1.14-1.24x for the same code (docs/performance.md, "What is measured").
+    // spread over 1.14-1.24x for the same code (docs/performance.md, "End to end at 100
+    // principals").
     expect(e2e.runs).toHaveLength(31);
     expect(e2e.floorSamples).toHaveLength(e2e.runs.length);
     // moto's CPU time in each run and each floor: this machine is Linux, so it is read.
